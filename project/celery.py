@@ -1,0 +1,13 @@
+"""Celery application: configured from Django settings (CELERY_* names).
+
+Workers and beat both start from this module: `celery -A project worker|beat`.
+"""
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+
+app = Celery("project")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,75 @@
+"""The sizing knobs from Django settings, validated once and cached.
+
+Settings may narrow the factor clamp [0.25, 2.0], never widen it; a bad value stops start-up.
+"""
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from . import metrics, scoring
+
+MODES = ("live", "shadow", "off")
+
+
+@dataclass(frozen=True)
+class SizingSettings:
+    recompute_seconds: int
+    max_age_seconds: int
+    factor_min: float
+    factor_max: float
+    max_step: float
+    candle_interval: str
+    lookback_days: int
+    target_volatility: float
+    capital_base: float
+    default_mode: str
+
+
+@lru_cache(maxsize=1)
+def sizing_settings() -> SizingSettings:
+    values = SizingSettings(
+        recompute_seconds=int(settings.SIZING_RECOMPUTE_SECONDS),
+        max_age_seconds=int(settings.SIZING_MAX_AGE_SECONDS),
+        factor_min=float(settings.SIZING_FACTOR_MIN),
+        factor_max=float(settings.SIZING_FACTOR_MAX),
+        max_step=float(settings.SIZING_MAX_STEP),
+        candle_interval=str(settings.SIZING_CANDLE_INTERVAL),
+        lookback_days=int(settings.SIZING_LOOKBACK_DAYS),
+        target_volatility=float(settings.SIZING_TARGET_VOLATILITY),
+        capital_base=float(settings.SIZING_CAPITAL_BASE),
+        default_mode=str(settings.SIZING_DEFAULT_MODE),
+    )
+    problems = []
+    if not scoring.FACTOR_FLOOR <= values.factor_min <= 1.0:
+        problems.append(f"SIZING_FACTOR_MIN={values.factor_min} must be within [{scoring.FACTOR_FLOOR}, 1.0]")
+    if not 1.0 <= values.factor_max <= scoring.FACTOR_CEILING:
+        problems.append(f"SIZING_FACTOR_MAX={values.factor_max} must be within [1.0, {scoring.FACTOR_CEILING}]")
+    if not 0.0 < values.max_step <= 1.0:
+        problems.append(f"SIZING_MAX_STEP={values.max_step} must be in (0, 1] (0.25 means +/-25% per recompute)")
+    if values.recompute_seconds < 10:
+        problems.append(f"SIZING_RECOMPUTE_SECONDS={values.recompute_seconds} must be at least 10")
+    if values.max_age_seconds < values.recompute_seconds:
+        problems.append("SIZING_MAX_AGE_SECONDS must be at least SIZING_RECOMPUTE_SECONDS")
+    if values.lookback_days < 8:
+        problems.append(f"SIZING_LOOKBACK_DAYS={values.lookback_days} must be at least 8 (the Sharpe window)")
+    if not values.target_volatility > 0 or not values.capital_base > 0:
+        problems.append("SIZING_TARGET_VOLATILITY and SIZING_CAPITAL_BASE must be positive")
+    if values.default_mode not in MODES:
+        problems.append(f"SIZING_DEFAULT_MODE={values.default_mode!r} must be one of {', '.join(MODES)}")
+    try:
+        metrics.bars_per_year(values.candle_interval)
+    except ValueError as exc:
+        problems.append(f"SIZING_CANDLE_INTERVAL: {exc}")
+    if problems:
+        raise ImproperlyConfigured("Invalid sizing settings: " + "; ".join(problems))
+    return values
+
+
+@receiver(setting_changed)
+def _forget_cached_settings(*, setting, **kwargs):
+    if setting.startswith("SIZING_"):
+        sizing_settings.cache_clear()

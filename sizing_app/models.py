@@ -1,0 +1,334 @@
+"""Data model: market data and execution telemetry in, snapshots and the sizing ledger out.
+
+Snapshots and ledger rows are append-only (see AppendOnlyModel); policy changes keep history.
+"""
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+SYMBOL_PATTERN = r"^[A-Z0-9]{2,32}$"
+symbol_validator = RegexValidator(SYMBOL_PATTERN, "A symbol is 2-32 upper-case letters or digits, e.g. BTCUSDC.")
+
+PRICE = {"max_digits": 30, "decimal_places": 12}
+
+
+class Mode(models.TextChoices):
+    LIVE = "live", "live: factor applied"
+    SHADOW = "shadow", "shadow: factor recorded, 1.0 applied"
+    OFF = "off", "off: layer disabled"
+
+
+class Side(models.TextChoices):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class AppendOnlyError(Exception):
+    """Raised when code tries to change or delete a row of an append-only table."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only: update refused.")
+
+    def delete(self):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only: delete refused.")
+
+    _raw_delete = delete
+
+
+class AppendOnlyModel(models.Model):
+    """Rows can be inserted, never changed or deleted (the audit trail depends on it)."""
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError(f"{type(self).__name__} rows are append-only: update refused.")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(f"{type(self).__name__} rows are append-only: delete refused.")
+
+
+class Symbol(models.Model):
+    name = models.CharField(max_length=32, unique=True, validators=[symbol_validator])
+    is_active = models.BooleanField(default=True, help_text="Only active symbols are recomputed.")
+    mode = models.CharField(
+        max_length=8, choices=Mode.choices, blank=True, default="",
+        help_text="Per-symbol mode; blank follows the global policy.",
+    )
+    capital_base = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0)],
+        help_text="Capital allocated to this symbol (quote currency), the base of its equity curve; "
+        "blank uses SIZING_CAPITAL_BASE.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords(excluded_fields=["created_at"])
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Candle(models.Model):
+    """One OHLCV bar. Prices are float64, the precision the reference libraries compute in."""
+
+    symbol = models.ForeignKey(Symbol, on_delete=models.CASCADE, related_name="candles")
+    interval = models.CharField(max_length=8)
+    open_time = models.DateTimeField()
+    open = models.FloatField()
+    high = models.FloatField()
+    low = models.FloatField()
+    close = models.FloatField()
+    volume = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["symbol", "interval", "open_time"], name="candle_unique_bar"),
+        ]
+
+    def __str__(self):
+        return f"{self.symbol_id} {self.interval} {self.open_time:%Y-%m-%d %H:%M}"
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        NEW = "new"
+        PARTIALLY_FILLED = "partially_filled"
+        FILLED = "filled"
+        CANCELED = "canceled"
+        REJECTED = "rejected"
+        EXPIRED = "expired"
+
+    class Liquidity(models.TextChoices):
+        MAKER = "maker", "maker (post-only / passive)"
+        TAKER = "taker", "taker (aggressive)"
+
+    symbol = models.ForeignKey(Symbol, on_delete=models.CASCADE, related_name="orders")
+    client_order_id = models.CharField(max_length=64)
+    exchange_order_id = models.CharField(max_length=64, blank=True, default="")
+    side = models.CharField(max_length=4, choices=Side.choices)
+    liquidity = models.CharField(max_length=5, choices=Liquidity.choices, default=Liquidity.TAKER)
+    maker_fallback = models.BooleanField(
+        default=False, help_text="A maker order that was re-sent as taker after it did not fill."
+    )
+    requested_qty = models.DecimalField(**PRICE, validators=[MinValueValidator(0)])
+    filled_qty = models.DecimalField(**PRICE, default=0, validators=[MinValueValidator(0)])
+    arrival_price = models.DecimalField(
+        **PRICE, help_text="Mid price when the engine decided to trade: the slippage benchmark."
+    )
+    limit_price = models.DecimalField(**PRICE, null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
+    submitted_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["symbol", "client_order_id"], name="order_unique_client_id"),
+        ]
+        indexes = [models.Index(fields=["symbol", "submitted_at"], name="order_symbol_time")]
+
+    def __str__(self):
+        return f"{self.symbol_id} {self.client_order_id}"
+
+
+class Fill(models.Model):
+    symbol = models.ForeignKey(Symbol, on_delete=models.CASCADE, related_name="fills")
+    order = models.ForeignKey(Order, on_delete=models.SET_NULL, null=True, blank=True, related_name="fills")
+    trade_id = models.CharField(max_length=64, help_text="The exchange's trade id.")
+    side = models.CharField(max_length=4, choices=Side.choices)
+    qty = models.DecimalField(**PRICE, validators=[MinValueValidator(0)])
+    price = models.DecimalField(**PRICE)
+    arrival_price = models.DecimalField(
+        **PRICE, null=True, blank=True, help_text="Slippage benchmark when the fill has no order."
+    )
+    fee = models.DecimalField(**PRICE, default=0)
+    fee_asset = models.CharField(max_length=16, blank=True, default="")
+    is_maker = models.BooleanField(default=False)
+    realized_pnl = models.DecimalField(
+        **PRICE, null=True, blank=True, help_text="Realized PnL in the quote currency, fees not deducted."
+    )
+    executed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["symbol", "trade_id"], name="fill_unique_trade")]
+        indexes = [models.Index(fields=["symbol", "executed_at"], name="fill_symbol_time")]
+
+    def __str__(self):
+        return f"{self.symbol_id} {self.trade_id}"
+
+
+class RecomputeRun(models.Model):
+    """One recompute pass: what triggered it, which bucket, and how each symbol fared."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        OK = "ok"
+        PARTIAL = "partial", "partial: some symbols failed"
+        FAILED = "failed"
+        SKIPPED = "skipped", "skipped: another run held the bucket"
+
+    trigger = models.CharField(max_length=16, default="manual")
+    as_of = models.DateTimeField(db_index=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    symbols_total = models.PositiveIntegerField(default=0)
+    symbols_ok = models.PositiveIntegerField(default=0)
+    symbols_failed = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=dict, blank=True, help_text="{symbol: reason} for each failure.")
+    task_id = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self):
+        return f"run {self.pk} {self.as_of:%Y-%m-%d %H:%M} {self.status}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class SizingSnapshot(AppendOnlyModel):
+    """A symbol's metrics, stack multipliers, score and size factor for one as-of bucket.
+
+    Inputs are the closed candles and the fills before `as_of`, so any worker computing the
+    same bucket gets the same numbers. Metric fields are null where the data was too thin.
+    """
+
+    class Status(models.TextChoices):
+        OK = "ok", "ok: every component had data"
+        PARTIAL = "partial", "partial: some components lacked data"
+        NO_DATA = "no_data", "no data: neutral factor"
+
+    symbol = models.ForeignKey(Symbol, on_delete=models.PROTECT, related_name="snapshots")
+    as_of = models.DateTimeField(help_text="Start of the recompute bucket; inputs are strictly before it.")
+    computed_at = models.DateTimeField()
+    run = models.ForeignKey(RecomputeRun, on_delete=models.PROTECT, null=True, blank=True, related_name="snapshots")
+    # Inputs
+    candle_count = models.PositiveIntegerField(default=0)
+    fill_count = models.PositiveIntegerField(default=0)
+    order_count = models.PositiveIntegerField(default=0)
+    active_days = models.PositiveIntegerField(default=0, help_text="UTC days with fills in the Sharpe window.")
+    last_close = models.FloatField(null=True, blank=True)
+    atr_pct = models.FloatField(null=True, blank=True)
+    atr_regime_ratio = models.FloatField(null=True, blank=True)
+    realized_volatility = models.FloatField(null=True, blank=True)
+    sharpe_7d = models.FloatField(null=True, blank=True, help_text="Daily Sharpe of the symbol's equity, 7 days.")
+    market_sharpe_7d = models.FloatField(null=True, blank=True, help_text="Daily Sharpe of the close, 7 days.")
+    max_drawdown = models.FloatField(null=True, blank=True)
+    slippage_bps = models.FloatField(null=True, blank=True)
+    fill_rate = models.FloatField(null=True, blank=True)
+    maker_ratio = models.FloatField(null=True, blank=True)
+    # Existing stack
+    inverse_vol_multiplier = models.FloatField(default=1.0)
+    regime_multiplier = models.FloatField(default=1.0)
+    sharpe_multiplier = models.FloatField(default=1.0)
+    # Intelligence layer
+    score = models.FloatField(default=0.0)
+    components = models.JSONField(default=dict)
+    raw_size_factor = models.FloatField(default=1.0, help_text="Factor from the score before the step limit.")
+    size_factor = models.FloatField(default=1.0, help_text="Persisted factor after the step limit.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OK)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["symbol", "as_of"], name="snapshot_unique_bucket"),
+        ]
+        indexes = [models.Index(fields=["symbol", "-as_of"], name="snapshot_symbol_latest")]
+        get_latest_by = "as_of"
+
+    def __str__(self):
+        return f"{self.symbol_id} @ {self.as_of:%Y-%m-%d %H:%M} x{self.size_factor:.2f}"
+
+
+class GlobalPolicy(models.Model):
+    """The single row holding the layer's global mode."""
+
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.LIVE)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name_plural = "global policy"
+
+    def __str__(self):
+        return f"global mode {self.mode}"
+
+
+class Override(models.Model):
+    """A risk manager's pin of one symbol's factor and/or mode, with reason and expiry."""
+
+    symbol = models.ForeignKey(Symbol, on_delete=models.PROTECT, related_name="overrides")
+    pinned_factor = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0.0)])
+    mode = models.CharField(max_length=8, choices=Mode.choices, blank=True, default="")
+    reason = models.TextField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        indexes = [models.Index(fields=["symbol", "-created_at"], name="override_symbol_latest")]
+
+    def __str__(self):
+        return f"override {self.symbol_id}: factor={self.pinned_factor} mode={self.mode or '-'}"
+
+
+class SizingDecision(AppendOnlyModel):
+    """One size handed to the engine: the ledger row compliance reviews.
+
+    gross_target: what the engine asked for. inverse_vol_size: gross_target after the
+    inverse-volatility step. regime_multiplier, sharpe_multiplier: the other stack steps.
+    intel_factor: the factor the intelligence layer proposed (recorded in every mode);
+    applied_factor: the factor actually multiplied in (1.0 in shadow/off, or when stale).
+    final_size = inverse_vol_size * regime_multiplier * sharpe_multiplier * applied_factor.
+    stale / fallback_reason: why a neutral factor was used. seq, prev_hash, row_hash: the
+    per-symbol hash chain that makes edits, deletions and reordering detectable.
+    """
+
+    created_at = models.DateTimeField(db_index=True)
+    symbol = models.CharField(max_length=32, db_index=True)
+    gross_target = models.FloatField()
+    inverse_vol_size = models.FloatField()
+    regime_multiplier = models.FloatField()
+    sharpe_multiplier = models.FloatField()
+    intel_factor = models.FloatField()
+    applied_factor = models.FloatField()
+    final_size = models.FloatField()
+    snapshot = models.ForeignKey(
+        SizingSnapshot, on_delete=models.PROTECT, null=True, blank=True, related_name="decisions"
+    )
+    score = models.FloatField(null=True, blank=True)
+    mode = models.CharField(max_length=8, choices=Mode.choices)
+    override = models.ForeignKey(Override, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    stale = models.BooleanField(default=False)
+    fallback_reason = models.CharField(max_length=64, blank=True, default="")
+    order_ref = models.CharField(max_length=128, blank=True, default="", db_index=True)
+    caller = models.CharField(max_length=64, blank=True, default="")
+    seq = models.PositiveBigIntegerField()
+    prev_hash = models.CharField(max_length=64)
+    row_hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            # Two writers that read the same chain head cannot both append: one gets an
+            # IntegrityError and retries on the new head, so the chain never forks.
+            models.UniqueConstraint(fields=["symbol", "seq"], name="decision_chain_seq"),
+        ]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.symbol} #{self.seq} {self.gross_target} -> {self.final_size}"

@@ -1,0 +1,177 @@
+"""Sizing decisions: apply the policy to a sized order and append it to the hash-chained ledger.
+
+The size is returned only after its ledger row is committed, so no size handed to the engine
+is ever unrecorded. Chains are per symbol, so writers on different symbols never contend.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from ..conf import sizing_settings
+from ..latest import policy_cache
+from ..ledger import GENESIS_HASH, row_hash
+from ..models import SizingDecision
+from ..selectors import EffectivePolicy
+
+CHAIN_RETRIES = 20
+
+
+class SizingError(ValueError):
+    """A stack step returned something that is not a finite, non-negative multiplier."""
+
+
+class ChainHeads:
+    """This process's view of each symbol's chain head: (seq, hash) of the last committed row.
+
+    A stale view is harmless: the unique (symbol, seq) key refuses the insert and we reload.
+    """
+
+    def __init__(self):
+        self._heads: dict[str, tuple[int, str]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, symbol: str) -> tuple[int, str]:
+        head = self._heads.get(symbol)
+        return head if head is not None else self.reload(symbol)
+
+    def reload(self, symbol: str) -> tuple[int, str]:
+        row = (
+            SizingDecision.objects.filter(symbol=symbol).order_by("-seq").values_list("seq", "row_hash").first()
+        )
+        return row if row is not None else (0, GENESIS_HASH)
+
+    def remember(self, symbol: str, seq: int, hash_: str) -> None:
+        with self._lock:
+            current = self._heads.get(symbol)
+            if current is None or current[0] < seq:
+                self._heads[symbol] = (seq, hash_)
+
+    def forget(self, symbol: str | None = None) -> None:
+        with self._lock:
+            if symbol is None:
+                self._heads.clear()
+            else:
+                self._heads.pop(symbol, None)
+
+
+chain_heads = ChainHeads()
+
+
+@dataclass(frozen=True)
+class SizingRequest:
+    """One order to size, with the stack's outputs already computed by the caller."""
+
+    symbol: str
+    gross_target: float
+    inverse_vol_size: float
+    regime_multiplier: float
+    sharpe_multiplier: float
+    intel: dict[str, Any]
+    order_ref: str = ""
+    caller: str = ""
+
+
+def _checked_multiplier(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SizingError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise SizingError(f"{name} must be finite and non-negative, got {number!r}")
+    return number
+
+
+def policy_apply(*, intel: dict[str, Any], policy: EffectivePolicy) -> tuple[float, float, str]:
+    """(intel_factor, applied_factor, fallback_reason) for a persisted intel dict under a policy.
+
+    A pinned override replaces the persisted factor (still within the clamp); only live mode
+    applies the factor, shadow and off apply 1.0 and keep the factor on record.
+    """
+    config = sizing_settings()
+    intel_factor = _checked_multiplier("intel size_factor", intel.get("size_factor", 1.0))
+    fallback_reason = intel.get("fallback_reason", "") or ""
+    if policy.pinned_factor is not None:
+        intel_factor = min(max(policy.pinned_factor, config.factor_min), config.factor_max)
+        fallback_reason = ""
+    applied_factor = intel_factor if policy.mode == "live" else 1.0
+    return intel_factor, applied_factor, fallback_reason
+
+
+def _decision_fields(request: SizingRequest, created_at) -> dict[str, Any]:
+    """Everything but the chain position: policy applied, multipliers multiplied in plan order."""
+    intel = request.intel
+    policy = policy_cache.get(request.symbol)
+    intel_factor, applied_factor, fallback_reason = policy_apply(intel=intel, policy=policy)
+    inverse_vol_size = _checked_multiplier("inverse_vol_size", request.inverse_vol_size)
+    regime = _checked_multiplier("volatility_regime_scale", request.regime_multiplier)
+    sharpe = _checked_multiplier("size_multiplier", request.sharpe_multiplier)
+    # Same order as the engine's stack: inverse vol, then regime, then Sharpe, then intel.
+    base_size = inverse_vol_size
+    base_size *= regime
+    base_size *= sharpe
+    final_size = base_size * applied_factor
+    if not math.isfinite(final_size):
+        raise SizingError(f"final size overflowed for {request.symbol}: {final_size!r}")
+    return {
+        "created_at": created_at, "symbol": request.symbol, "gross_target": float(request.gross_target),
+        "inverse_vol_size": inverse_vol_size, "regime_multiplier": regime, "sharpe_multiplier": sharpe,
+        "intel_factor": intel_factor, "applied_factor": applied_factor, "final_size": final_size,
+        "snapshot_id": intel.get("snapshot_id"), "score": intel.get("score"), "mode": policy.mode,
+        "override_id": policy.override.pk if policy.override is not None else None,
+        "stale": bool(intel.get("stale", False)), "fallback_reason": fallback_reason,
+        "order_ref": request.order_ref, "caller": request.caller,
+    }
+
+
+def _chain(rows: list[dict[str, Any]], heads: dict[str, tuple[int, str]]) -> list[SizingDecision]:
+    decisions = []
+    for fields in rows:
+        seq, prev_hash = heads[fields["symbol"]]
+        fields = {**fields, "seq": seq + 1, "prev_hash": prev_hash}
+        fields["row_hash"] = row_hash(fields)
+        heads[fields["symbol"]] = (fields["seq"], fields["row_hash"])
+        decisions.append(SizingDecision(**fields))
+    return decisions
+
+
+def decisions_record(*, requests: list[SizingRequest]) -> list[SizingDecision]:
+    """Apply policy to each request and append the rows to their chains in one transaction."""
+    if not requests:
+        return []
+    created_at = timezone.now()
+    rows = [_decision_fields(request, created_at) for request in requests]
+    symbols = {row["symbol"] for row in rows}
+    heads = {symbol: chain_heads.get(symbol) for symbol in symbols}
+    for attempt in range(CHAIN_RETRIES):
+        decisions = _chain(rows, dict(heads))
+        try:
+            with transaction.atomic():
+                SizingDecision.objects.bulk_create(decisions)
+        except IntegrityError:
+            # Another writer appended first: re-read the heads it left and chain again.
+            if attempt == CHAIN_RETRIES - 1:
+                raise
+            heads = {symbol: chain_heads.reload(symbol) for symbol in symbols}
+            continue
+        break
+    committed = not connection.in_atomic_block
+    for decision in decisions:
+        if committed:
+            chain_heads.remember(decision.symbol, decision.seq, decision.row_hash)
+        else:
+            # Inside the caller's transaction: trust the head only once that commits.
+            chain_heads.forget(decision.symbol)
+            transaction.on_commit(
+                lambda d=decision: chain_heads.remember(d.symbol, d.seq, d.row_hash)
+            )
+    return decisions
+
+
+def decision_record(*, request: SizingRequest) -> SizingDecision:
+    return decisions_record(requests=[request])[0]

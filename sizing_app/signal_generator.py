@@ -1,0 +1,56 @@
+"""The engine's sizing entry point: the existing stack times the persisted intel factor.
+
+The stack steps and `symbol_size_factor` are module globals looked up at call time, so tests
+and operators can swap one step without touching the rest. Every size is on the ledger.
+"""
+from collections.abc import Iterable
+
+from .intel.persisted import symbol_size_factor
+from .models import SizingDecision
+from .position_sizing import inverse_vol_size, volatility_regime_scale
+from .risk_autotune import size_multiplier
+from .services.decisions import SizingRequest, decision_record, decisions_record
+from .validation import validate_gross_target, validate_symbol, validate_text
+
+__all__ = [
+    "inverse_vol_size", "size_decide", "size_decide_batch", "size_for", "size_multiplier",
+    "symbol_size_factor", "volatility_regime_scale",
+]
+
+
+def _request(symbol, gross_target, order_ref, caller) -> SizingRequest:
+    symbol = validate_symbol(symbol)
+    gross_target = validate_gross_target(gross_target)
+    return SizingRequest(
+        symbol=symbol,
+        gross_target=gross_target,
+        inverse_vol_size=inverse_vol_size(symbol, gross_target),
+        regime_multiplier=volatility_regime_scale(symbol),
+        sharpe_multiplier=size_multiplier(symbol),
+        intel=symbol_size_factor(symbol),
+        order_ref=validate_text("order_ref", order_ref),
+        caller=validate_text("caller", caller),
+    )
+
+
+def size_decide(symbol: str, gross_target: float, *, order_ref: str = "", caller: str = "") -> SizingDecision:
+    """Size one order and return its committed ledger row (with the whole breakdown)."""
+    return decision_record(request=_request(symbol, gross_target, order_ref, caller))
+
+
+def size_for(symbol: str, gross_target: float, *, order_ref: str = "", caller: str = "") -> float:
+    """
+    Final position size for a symbol:
+      gross_target -> inverse-volatility sizing -> ATR regime scale -> Sharpe multiplier
+      -> symbol intelligence factor (latest persisted snapshot, clamped to [0.25, 2.0]).
+
+    Raises ValueError for a malformed symbol or a negative / non-finite / non-number
+    gross_target, before anything is written.
+    """
+    return size_decide(symbol, gross_target, order_ref=order_ref, caller=caller).final_size
+
+
+def size_decide_batch(orders: Iterable[tuple[str, float, str]], *, caller: str = "") -> list[SizingDecision]:
+    """Size many (symbol, gross_target, order_ref) orders in one transaction: all rows or none."""
+    requests = [_request(symbol, gross, order_ref, caller) for symbol, gross, order_ref in orders]
+    return decisions_record(requests=requests)

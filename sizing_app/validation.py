@@ -1,0 +1,45 @@
+"""Input checks shared by the Python API, the commands and the REST API.
+
+Bad input raises ValueError with a message that says what is wrong, before anything is written.
+"""
+import math
+import re
+from decimal import Decimal
+from numbers import Real
+
+from .models import SYMBOL_PATTERN
+
+_SYMBOL_RE = re.compile(SYMBOL_PATTERN)
+MAX_TEXT = {"order_ref": 128, "caller": 64}
+
+
+def validate_symbol(symbol) -> str:
+    if not isinstance(symbol, str) or not _SYMBOL_RE.fullmatch(symbol):
+        raise ValueError(f"Malformed symbol {symbol!r}: expected 2-32 upper-case letters or digits, e.g. 'BTCUSDC'.")
+    return symbol
+
+
+def validate_gross_target(gross_target) -> float:
+    if isinstance(gross_target, bool) or not isinstance(gross_target, (Real, Decimal)):
+        raise ValueError(f"gross_target must be a number, got {type(gross_target).__name__}.")
+    try:
+        value = float(gross_target)
+    except OverflowError:
+        raise ValueError(f"gross_target {gross_target!r} is too large.") from None
+    if not math.isfinite(value):
+        raise ValueError(f"gross_target must be finite, got {value!r}.")
+    if value < 0:
+        raise ValueError(f"gross_target must be non-negative, got {value!r}.")
+    return value
+
+
+def validate_text(name: str, value) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {type(value).__name__}.")
+    if len(value) > MAX_TEXT[name]:
+        raise ValueError(f"{name} is longer than {MAX_TEXT[name]} characters.")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value) or "\x00" in value:
+        raise ValueError(f"{name} must not contain control characters.")
+    return value
