@@ -185,10 +185,20 @@ class RecomputeRun(models.Model):
     symbols_ok = models.PositiveIntegerField(default=0)
     symbols_failed = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=dict, blank=True, help_text="{symbol: reason} for each failure.")
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.JSONField(
+        default=list, blank=True, help_text="Indexes of recorded chunks: a redelivered chunk is recorded once."
+    )
     task_id = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-started_at"]
+        constraints = [
+            # Two beats, or one beat firing twice, cannot start two scheduled runs for one bucket.
+            models.UniqueConstraint(
+                fields=["as_of"], condition=models.Q(trigger="beat"), name="recompute_one_beat_run_per_bucket"
+            ),
+        ]
 
     def __str__(self):
         return f"run {self.pk} {self.as_of:%Y-%m-%d %H:%M} {self.status}"

@@ -8,10 +8,9 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime, timedelta, timezone as dt_timezone
 
-from django.db import transaction
-from django.db.models import F
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .. import scoring, selectors
@@ -32,24 +31,27 @@ def bucket_for(moment: datetime, interval_seconds: int | None = None) -> datetim
     return datetime.fromtimestamp(epoch_seconds - epoch_seconds % interval, tz=dt_timezone.utc)
 
 
-def run_start(*, trigger: str, as_of: datetime, symbols_total: int, task_id: str = "") -> RecomputeRun:
-    return RecomputeRun.objects.create(
-        trigger=trigger, as_of=as_of, started_at=timezone.now(), symbols_total=symbols_total, task_id=task_id
-    )
+def run_start(
+    *, trigger: str, as_of: datetime, symbol_ids: list[int], chunk_size: int, task_id: str = ""
+) -> RecomputeRun | None:
+    """Open a run for a bucket; None when a scheduled run already holds that bucket."""
+    chunks_total = math.ceil(len(symbol_ids) / chunk_size)
+    try:
+        with transaction.atomic():
+            run = RecomputeRun.objects.create(
+                trigger=trigger, as_of=as_of, started_at=timezone.now(), symbols_total=len(symbol_ids),
+                chunks_total=chunks_total, task_id=task_id,
+            )
+    except IntegrityError:
+        logger.info("a scheduled run already holds bucket %s; nothing to do", as_of.isoformat())
+        return None
+    if chunks_total == 0:
+        _run_close(run)
+        run.save()
+    return run
 
 
-def run_record_chunk(*, run_id: int, ok: int, errors: dict[str, str]) -> None:
-    """Add a chunk's outcome to its run (atomic increments: chunks finish in any order)."""
-    with transaction.atomic():
-        run = RecomputeRun.objects.select_for_update().get(pk=run_id)
-        run.symbols_ok = F("symbols_ok") + ok
-        run.symbols_failed = F("symbols_failed") + len(errors)
-        run.errors = {**run.errors, **errors}
-        run.save(update_fields=["symbols_ok", "symbols_failed", "errors"])
-
-
-def run_finish(*, run_id: int) -> RecomputeRun:
-    run = RecomputeRun.objects.get(pk=run_id)
+def _run_close(run: RecomputeRun) -> None:
     if run.symbols_failed == 0:
         run.status = RecomputeRun.Status.OK
     elif run.symbols_ok == 0:
@@ -57,8 +59,19 @@ def run_finish(*, run_id: int) -> RecomputeRun:
     else:
         run.status = RecomputeRun.Status.PARTIAL
     run.finished_at = timezone.now()
-    run.save(update_fields=["status", "finished_at"])
-    return run
+
+
+def runs_abandon_stale(*, older_than: timedelta) -> int:
+    """Close runs still 'running' long after any chunk could have finished (a chunk was lost)."""
+    cutoff = timezone.now() - older_than
+    abandoned = 0
+    for run in RecomputeRun.objects.filter(status=RecomputeRun.Status.RUNNING, started_at__lt=cutoff):
+        run.status = RecomputeRun.Status.FAILED
+        run.finished_at = timezone.now()
+        run.errors = {**run.errors, "_run": f"abandoned: {len(run.chunks_done)}/{run.chunks_total} chunks recorded"}
+        run.save(update_fields=["status", "finished_at", "errors"])
+        abandoned += 1
+    return abandoned
 
 
 def _snapshot_from(symbol: Symbol, evaluation: scoring.Evaluation, *, as_of, run_id, computed_at) -> SizingSnapshot:
@@ -80,15 +93,10 @@ def _snapshot_from(symbol: Symbol, evaluation: scoring.Evaluation, *, as_of, run
     )
 
 
-def snapshots_compute_chunk(*, symbol_ids: list[int], as_of: datetime, run_id: int | None = None) -> tuple[int, dict[str, str]]:
-    """Compute and persist one chunk's snapshots; returns (symbols written or already there, errors).
-
-    A symbol whose computation raises is reported and skipped; the others are still written.
-    """
+def _evaluate_chunk(symbols: list[Symbol], as_of: datetime, run_id: int | None):
     config = sizing_settings()
-    symbols = list(Symbol.objects.filter(pk__in=symbol_ids).order_by("pk"))
     inputs = selectors.symbol_inputs_bulk(symbols=symbols, as_of=as_of)
-    previous = selectors.previous_factors(symbol_ids=symbol_ids, as_of=as_of)
+    previous = selectors.previous_factors(symbol_ids=[symbol.pk for symbol in symbols], as_of=as_of)
     computed_at = timezone.now()
     snapshots, errors = [], {}
     for symbol in symbols:
@@ -103,13 +111,42 @@ def snapshots_compute_chunk(*, symbol_ids: list[int], as_of: datetime, run_id: i
             errors[symbol.name] = f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT]
             continue
         snapshots.append(_snapshot_from(symbol, evaluation, as_of=as_of, run_id=run_id, computed_at=computed_at))
+    return snapshots, errors
+
+
+def chunk_recompute(*, run_id: int, chunk_index: int, symbol_ids: list[int]) -> bool:
+    """Compute one chunk of a run and commit its snapshots and its tally together.
+
+    Idempotent: a chunk already recorded (a redelivered message) changes nothing and returns
+    False. Killed before the commit, the chunk leaves no trace and its redelivery redoes it.
+    """
+    run = RecomputeRun.objects.get(pk=run_id)
+    if chunk_index in run.chunks_done:
+        return False
+    symbols = list(Symbol.objects.filter(pk__in=symbol_ids).order_by("pk"))
+    try:
+        snapshots, errors = _evaluate_chunk(symbols, run.as_of, run_id)
+    except Exception as exc:  # the chunk's reads failed: record every symbol of it as failed
+        logger.exception("recompute chunk %s of run %s failed", chunk_index, run_id)
+        snapshots = []
+        errors = {symbol.name: f"chunk failed: {type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT] for symbol in symbols}
     with transaction.atomic():
+        run = RecomputeRun.objects.select_for_update().get(pk=run_id)
+        if chunk_index in run.chunks_done:
+            return False
         # ignore_conflicts: the first writer of a (symbol, bucket) wins, later ones change nothing.
         SizingSnapshot.objects.bulk_create(snapshots, ignore_conflicts=True, batch_size=500)
+        run.symbols_ok += len(snapshots)
+        run.symbols_failed += len(errors)
+        run.errors = {**run.errors, **errors}
+        run.chunks_done = sorted({*run.chunks_done, chunk_index})
+        if len(run.chunks_done) >= run.chunks_total:
+            _run_close(run)
+        run.save()
         # This process sees its own writes at once; the others within the cache's refresh period.
         latest_cache.invalidate()
         transaction.on_commit(latest_cache.invalidate)
-    return len(snapshots), errors
+    return True
 
 
 def chunked(items: list[int], size: int) -> Iterable[list[int]]:
@@ -121,27 +158,26 @@ def recompute_run(
     *, symbol_names: list[str] | None = None, as_of: datetime | None = None, trigger: str = "manual",
     chunk_size: int = DEFAULT_CHUNK_SIZE, task_id: str = "",
     progress: Callable[[int, int], None] | None = None,
-) -> RecomputeRun:
-    """Recompute the given (default: all active) symbols for a bucket, in this process."""
+) -> RecomputeRun | None:
+    """Recompute the given (default: all active) symbols for a bucket, chunk by chunk, in this process."""
     as_of = as_of or bucket_for(timezone.now())
+    ids = symbol_ids_for_run(symbol_names)
+    run = run_start(trigger=trigger, as_of=as_of, symbol_ids=ids, chunk_size=chunk_size, task_id=task_id)
+    if run is None:
+        return None
+    for index, chunk in enumerate(chunked(ids, chunk_size)):
+        chunk_recompute(run_id=run.pk, chunk_index=index, symbol_ids=chunk)
+        if progress:
+            progress(min((index + 1) * chunk_size, len(ids)), len(ids))
+    run.refresh_from_db()
+    return run
+
+
+def symbol_ids_for_run(symbol_names: list[str] | None) -> list[int]:
+    """Ids of the named symbols (all must exist) or of every active symbol."""
     symbols = selectors.symbols_for_recompute(names=symbol_names)
     if symbol_names:
         missing = sorted(set(symbol_names) - {symbol.name for symbol in symbols})
         if missing:
             raise ValueError(f"Unknown symbol(s): {', '.join(missing)}. Create them or import their data first.")
-    run = run_start(trigger=trigger, as_of=as_of, symbols_total=len(symbols), task_id=task_id)
-    ids = [symbol.pk for symbol in symbols]
-    done = 0
-    for chunk in chunked(ids, chunk_size):
-        try:
-            ok, errors = snapshots_compute_chunk(symbol_ids=chunk, as_of=as_of, run_id=run.pk)
-        except Exception as exc:  # a failed chunk (e.g. a lost connection) is recorded, the run goes on
-            logger.exception("recompute chunk failed")
-            names = Symbol.objects.filter(pk__in=chunk).values_list("name", flat=True)
-            ok, errors = 0, {name: f"chunk failed: {type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT] for name in names}
-        run_record_chunk(run_id=run.pk, ok=ok, errors=errors)
-        done += len(chunk)
-        if progress:
-            progress(done, len(ids))
-    return run_finish(run_id=run.pk)
-
+    return [symbol.pk for symbol in symbols]
