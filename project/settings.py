@@ -89,7 +89,30 @@ else:
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+def _throttle_cache() -> dict:
+    """The API throttle's counters: one store shared by every process of the service.
+
+    Default: files under VAR_DIR/cache/throttle (shared by the gunicorn workers of one machine).
+    THROTTLE_CACHE_URL=redis://host:port/db uses Django's own RedisCache (django-environ would map
+    redis:// to django_redis, which is not installed); any other URL goes through django-environ.
+    """
+    url = env.str("THROTTLE_CACHE_URL", default="")
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url, "KEY_PREFIX": "throttle"}
+    if url:
+        return environ.Env.cache_url_config(url)
+    return {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "cache" / "throttle"),
+        "OPTIONS": {"MAX_ENTRIES": 10_000},
+    }
+
+
+CACHES = {
+    "default": env.cache("CACHE_URL", default="locmemcache://"),
+    "throttle": _throttle_cache(),
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -128,17 +151,51 @@ SESSION_COOKIE_HTTPONLY = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
 
 REST_FRAMEWORK = {
+    # Machines send "Authorization: Token <key>" (cached per process for a few seconds, see
+    # sizing_app.api.authentication); people use their admin session, with CSRF enforced.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "sizing_app.api.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Role table in sizing_app.api.permissions: every view names its operations, nothing else passes.
+    "DEFAULT_PERMISSION_CLASSES": ["sizing_app.api.permissions.RolePermission"],
+    "DEFAULT_THROTTLE_CLASSES": ["sizing_app.api.throttling.RoleRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "engine": env.str("API_THROTTLE_ENGINE", default="6000/min"),
+        "user": env.str("API_THROTTLE_USER", default="1200/min"),
+        "anon": env.str("API_THROTTLE_ANON", default="60/min"),
+    },
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["sizing_app.api.parsers.BoundedJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "sizing_app.api.negotiation.JSONOnlyNegotiation",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_METADATA_CLASS": None,  # OPTIONS answers 405 instead of describing serializers
+    "URL_FORMAT_OVERRIDE": None,
+    "EXCEPTION_HANDLER": "sizing_app.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "sizing_app.api.schema.ApiAutoSchema",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Adaptive position sizing API",
+    "DESCRIPTION": (
+        "Size factors, sizing decisions (the ledger), execution health, telemetry intake and policy. "
+        "Machines authenticate with `Authorization: Token <key>`, people with their session. "
+        "Every error is `{\"error\": {\"code\", \"message\", \"details\"}}`."
+    ),
     "VERSION": "1.0.0",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Every PATCH here needs its one field: keep PATCH bodies' required fields required.
+    "COMPONENT_SPLIT_PATCH": False,
+    "ENUM_NAME_OVERRIDES": {
+        "ModeEnum": "sizing_app.models.Mode",
+        "SideEnum": "sizing_app.models.Side",
+        "OrderStatusEnum": "sizing_app.models.Order.Status",
+        "LiquidityEnum": "sizing_app.models.Order.Liquidity",
+        "RunStatusEnum": "sizing_app.models.RecomputeRun.Status",
+        "SnapshotStatusEnum": "sizing_app.models.SizingSnapshot.Status",
+    },
+    "SWAGGER_UI_SETTINGS": {"persistAuthorization": True, "displayOperationId": True},
 }
 
 # Celery: no-server filesystem broker by default, Redis in production.
@@ -181,6 +238,8 @@ SIZING_LOOKBACK_DAYS = env.int("SIZING_LOOKBACK_DAYS", default=30)
 SIZING_TARGET_VOLATILITY = env.float("SIZING_TARGET_VOLATILITY", default=0.60)
 SIZING_CAPITAL_BASE = env.float("SIZING_CAPITAL_BASE", default=100_000.0)
 SIZING_DEFAULT_MODE = env.str("SIZING_DEFAULT_MODE", default="live")
+# Keep each process's latest factors fresh from a background thread (off in the test suite).
+SIZING_BACKGROUND_REFRESH = env.bool("SIZING_BACKGROUND_REFRESH", default=True)
 
 LOGGING = {
     "version": 1,

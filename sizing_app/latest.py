@@ -1,19 +1,38 @@
-"""Per-process cache of each symbol's latest snapshot and effective policy: the hot-path reads.
+"""Per-process, in-memory view of every symbol's latest snapshot and of the policy in force.
 
-Entries live REFRESH_SECONDS, so a snapshot or policy change committed by another process is
-seen within a second; changes made in this process invalidate the cache at once.
+Sizing reads only this (a dict lookup). It is kept fresh by a cheap poll, every
+REFRESH_SECONDS, from a background thread (or inline when the thread is off), so a snapshot
+or policy change committed by any process is seen within a second.
+
+Change detection is exact, not time-based: snapshots are only written together with their
+run's `chunks_done` in one transaction, so a run whose chunk count grew has new snapshots to
+read; policy tables are watched through their history tables' (max id, row count).
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
-from . import selectors
+from django.conf import settings
+from django.db import close_old_connections
+from django.db.models import Count, Max, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from .conf import sizing_settings
+from .models import GlobalPolicy, Override, RecomputeRun, SizingSnapshot, Symbol
+from .selectors import EffectivePolicy
+
+logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 0.5
+LATEST_FIELDS = (
+    "id", "symbol__name", "as_of", "score", "size_factor", "components", "inverse_vol_multiplier",
+    "regime_multiplier", "sharpe_multiplier", "sharpe_7d", "atr_regime_ratio", "status",
+)
 
 
 @dataclass(frozen=True)
@@ -34,45 +53,187 @@ class LatestFactor:
     status: str
 
 
-def _load_latest(symbol: str) -> LatestFactor | None:
-    snapshot = selectors.snapshot_latest(symbol=symbol)
-    if snapshot is None:
-        return None
-    return LatestFactor(
-        snapshot_id=snapshot.pk, symbol=symbol, as_of=snapshot.as_of, score=snapshot.score,
-        size_factor=snapshot.size_factor, components=snapshot.components,
-        inverse_vol_multiplier=snapshot.inverse_vol_multiplier, regime_multiplier=snapshot.regime_multiplier,
-        sharpe_multiplier=snapshot.sharpe_multiplier, sharpe_7d=snapshot.sharpe_7d,
-        atr_regime_ratio=snapshot.atr_regime_ratio, status=snapshot.status,
+def _latest_factor(row: tuple) -> LatestFactor:
+    return LatestFactor(*row)
+
+
+@dataclass(frozen=True)
+class PolicyState:
+    global_mode: str
+    symbol_modes: dict[str, str]
+    overrides: dict[str, tuple[Override, ...]]  # newest first, not revoked; expiry checked at read
+
+    def effective(self, symbol: str, now: datetime) -> EffectivePolicy:
+        override = next(
+            (o for o in self.overrides.get(symbol, ()) if o.expires_at is None or o.expires_at > now), None
+        )
+        if override is not None and override.mode:
+            mode = override.mode
+        else:
+            mode = self.symbol_modes.get(symbol) or self.global_mode
+        return EffectivePolicy(
+            mode=mode, override=override, pinned_factor=override.pinned_factor if override else None
+        )
+
+
+def _load_latest_all() -> dict[str, LatestFactor]:
+    newest = SizingSnapshot.objects.filter(symbol=OuterRef("symbol")).order_by("-as_of", "-id").values("id")[:1]
+    rows = SizingSnapshot.objects.filter(id=Subquery(newest)).values_list(*LATEST_FIELDS)
+    return {row[1]: _latest_factor(row) for row in rows}
+
+
+def _load_policy() -> PolicyState:
+    global_mode = GlobalPolicy.objects.filter(pk=1).values_list("mode", flat=True).first()
+    symbol_modes = dict(Symbol.objects.exclude(mode="").values_list("name", "mode"))
+    overrides: dict[str, list[Override]] = {}
+    active = Override.objects.filter(revoked_at__isnull=True).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+    ).select_related("symbol").order_by("-created_at", "-pk")
+    for override in active:
+        overrides.setdefault(override.symbol.name, []).append(override)
+    return PolicyState(
+        global_mode=global_mode or sizing_settings().default_mode,
+        symbol_modes=symbol_modes,
+        overrides={name: tuple(items) for name, items in overrides.items()},
     )
 
 
-class RefreshingCache:
-    """symbol -> value, each entry reloaded when older than `refresh_seconds`."""
+def _policy_signature() -> tuple:
+    """Changes whenever any policy row is written (every write goes through simple_history)."""
+    signature = []
+    for model in (GlobalPolicy, Symbol, Override):
+        history = model.history.model.objects.aggregate(last=Max("history_id"), rows=Count("history_id"))
+        signature.append((history["last"], history["rows"]))
+    return tuple(signature)
 
-    def __init__(self, loader: Callable[[str], Any], refresh_seconds: float = REFRESH_SECONDS):
-        self._loader = loader
-        self._refresh_seconds = refresh_seconds
-        self._entries: dict[str, tuple[float, Any]] = {}
+
+class HotState:
+    """Latest factors and policy for this process. Reads never touch the database once warm."""
+
+    def __init__(self, refresh_seconds: float = REFRESH_SECONDS):
+        self.refresh_seconds = refresh_seconds
         self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.reset()
 
-    def get(self, symbol: str) -> Any:
-        entry = self._entries.get(symbol)
-        now = time.monotonic()
-        if entry is not None and now - entry[0] < self._refresh_seconds:
-            return entry[1]
-        value = self._loader(symbol)
+    def reset(self) -> None:
+        """Forget everything (tests; or after a restore): the next read reloads from scratch."""
+        self._latest: dict[str, LatestFactor] = {}
+        self._policy: PolicyState | None = None
+        self._policy_signature: tuple | None = None
+        self._run_chunks: dict[int, int] = {}  # run id -> chunks already read, for unsettled runs
+        self._watch_from_run = 0
+        self._refreshed_at = float("-inf")
+        self._dirty = True
+
+    def invalidate(self) -> None:
+        """This process just wrote snapshots or policy: reload everything on the next read."""
+        self._dirty = True
+
+    # Reads ---------------------------------------------------------------------------------
+    def latest(self, symbol: str) -> LatestFactor | None:
+        self._ensure_fresh()
+        return self._latest.get(symbol)
+
+    def latest_all(self) -> dict[str, LatestFactor]:
+        self._ensure_fresh()
+        return self._latest
+
+    def policy(self, symbol: str) -> EffectivePolicy:
+        self._ensure_fresh()
+        return self._policy.effective(symbol, timezone.now())
+
+    # Refresh ---------------------------------------------------------------------------------
+    def _ensure_fresh(self) -> None:
+        if self._dirty:
+            with self._lock:  # our own write must be visible to our next read: wait for it
+                if self._dirty:
+                    self._reload_all()
+            return
+        if time.monotonic() - self._refreshed_at < self.refresh_seconds:
+            return
+        if self._thread is None and getattr(settings, "SIZING_BACKGROUND_REFRESH", False):
+            self._start_thread()
+        if self._thread is not None and self._thread.is_alive():
+            return  # the thread polls; a read never waits on the database
         with self._lock:
-            self._entries[symbol] = (now, value)
-        return value
+            if time.monotonic() - self._refreshed_at >= self.refresh_seconds:
+                self._poll()
+
+    def _reload_all(self) -> None:
+        self._dirty = False
+        watch_from = RecomputeRun.objects.aggregate(last=Max("id"))["last"] or 0
+        unsettled = dict(
+            RecomputeRun.objects.filter(status=RecomputeRun.Status.RUNNING).values_list("id", "chunks_done")
+        )
+        self._latest = _load_latest_all()
+        self._policy_signature = _policy_signature()
+        self._policy = _load_policy()
+        self._run_chunks = {run_id: len(done) for run_id, done in unsettled.items()}
+        self._watch_from_run = min([*self._run_chunks, watch_from + 1])
+        self._refreshed_at = time.monotonic()
+
+    def _poll(self) -> None:
+        """One or two small queries when nothing changed; reads only what did."""
+        runs = list(
+            RecomputeRun.objects.filter(pk__gte=self._watch_from_run)
+            .values_list("id", "status", "chunks_done", "chunks_total")
+        )
+        changed_runs = [run_id for run_id, _, done, _ in runs if len(done) > self._run_chunks.get(run_id, 0)]
+        if changed_runs:
+            latest = dict(self._latest)
+            rows = SizingSnapshot.objects.filter(run_id__in=changed_runs).values_list(*LATEST_FIELDS)
+            for row in rows:
+                current = latest.get(row[1])
+                if current is None or (row[2], row[0]) > (current.as_of, current.snapshot_id):
+                    latest[row[1]] = _latest_factor(row)
+            self._latest = latest  # one assignment: readers see the old or the new map, never half
+        running = {run_id: len(done) for run_id, status, done, _ in runs if status == RecomputeRun.Status.RUNNING}
+        self._run_chunks = running
+        newest = max((run_id for run_id, *_ in runs), default=self._watch_from_run - 1)
+        self._watch_from_run = min([*running, newest + 1])
+        signature = _policy_signature()
+        if signature != self._policy_signature:
+            self._policy_signature = signature
+            self._policy = _load_policy()
+        self._refreshed_at = time.monotonic()
+
+    def _start_thread(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._refresh_forever, name="sizing-hot-state", daemon=True)
+            self._thread.start()
+
+    def _refresh_forever(self) -> None:
+        while True:
+            time.sleep(self.refresh_seconds / 2)
+            try:
+                close_old_connections()
+                with self._lock:
+                    if self._dirty:
+                        self._reload_all()
+                    else:
+                        self._poll()
+            except Exception:  # the database may be down: keep serving what we have, staleness applies
+                logger.warning("hot state refresh failed; serving the last known factors", exc_info=True)
+
+
+hot_state = HotState()
+
+
+class _CacheView:
+    """Keeps the small `.get(symbol)` / `.invalidate()` interface the sizing modules use."""
+
+    def __init__(self, read):
+        self._read = read
+
+    def get(self, symbol: str):
+        return self._read(symbol)
 
     def invalidate(self, symbol: str | None = None) -> None:
-        with self._lock:
-            if symbol is None:
-                self._entries = {}
-            else:
-                self._entries.pop(symbol, None)
+        hot_state.invalidate()
 
 
-latest_cache = RefreshingCache(_load_latest)
-policy_cache = RefreshingCache(lambda symbol: selectors.policy_effective(symbol=symbol))
+latest_cache = _CacheView(hot_state.latest)
+policy_cache = _CacheView(hot_state.policy)

@@ -37,6 +37,17 @@ class AppendOnlyQuerySet(models.QuerySet):
 
     _raw_delete = delete
 
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only: update refused.")
+
+    def bulk_create(self, objs, *args, update_conflicts=False, **kwargs):
+        if update_conflicts:
+            raise AppendOnlyError(f"{self.model.__name__} rows are append-only: upsert refused.")
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def update_or_create(self, *args, **kwargs):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only: update_or_create refused.")
+
 
 class AppendOnlyModel(models.Model):
     """Rows can be inserted, never changed or deleted (the audit trail depends on it)."""

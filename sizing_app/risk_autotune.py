@@ -2,9 +2,9 @@
 
 Bounded to (0.5, 1.5) and neutral (1.0) when the Sharpe is undefined.
 """
-from .latest import latest_cache
+from .latest import hot_state
 
 
 def size_multiplier(symbol: str) -> float:
-    latest = latest_cache.get(symbol)
+    latest = hot_state.latest(symbol)
     return latest.sharpe_multiplier if latest is not None else 1.0

@@ -155,16 +155,22 @@ class Evaluation:
 
 
 def _sharpe_window_start_ms(as_of_ms: int) -> int:
-    """Start of the UTC day whose close is the base of the 7 daily returns ending at as_of."""
+    """Start of the first of the 7 UTC days whose returns make the Sharpe ending at as_of.
+
+    The last level before it (the close of the day before) is the base of the first return.
+    """
     last_day_start = ((as_of_ms - 1) // MS_PER_DAY) * MS_PER_DAY
-    return last_day_start - SHARPE_WINDOW_DAYS * MS_PER_DAY
+    return last_day_start - (SHARPE_WINDOW_DAYS - 1) * MS_PER_DAY
 
 
 def equity_curve(inputs: SymbolInputs) -> tuple[np.ndarray, np.ndarray]:
-    """(times, equity): capital base plus cumulative net realized PnL over the lookback."""
+    """(times, equity): capital base plus cumulative net realized PnL over the lookback.
+
+    Equity is floored at 0: losing more than the capital is a 100% drawdown, not a negative level.
+    """
     has_pnl = np.isfinite(inputs.fill_net_pnl)
     times = inputs.fill_time_ms[has_pnl]
-    equity = inputs.capital_base + np.cumsum(inputs.fill_net_pnl[has_pnl])
+    equity = np.maximum(inputs.capital_base + np.cumsum(inputs.fill_net_pnl[has_pnl]), 0.0)
     start_ms = inputs.as_of_ms - inputs.lookback_days * MS_PER_DAY
     return np.concatenate(([start_ms], times)), np.concatenate(([inputs.capital_base], equity))
 
@@ -201,7 +207,7 @@ def compute_metrics(inputs: SymbolInputs) -> dict[str, float | int | None]:
     )
 
     equity_times, equity = equity_curve(inputs)
-    window_start = _sharpe_window_start_ms(inputs.as_of_ms) + MS_PER_DAY
+    window_start = _sharpe_window_start_ms(inputs.as_of_ms)
     pnl_times = equity_times[1:]
     result["active_days"] = int(np.unique(pnl_times[pnl_times >= window_start] // MS_PER_DAY).size)
     result["sharpe_7d"] = _finite(_windowed_daily_sharpe(equity_times, equity, inputs.as_of_ms))
@@ -244,15 +250,15 @@ def score_components(values: dict[str, float | int | None]) -> tuple[float, dict
     components: dict[str, dict[str, Any]] = {}
     for component in COMPONENTS:
         value, sample = component_values[component.name]
-        sample = int(sample or 0)
-        confidence = min(1.0, sample / component.full_sample) if value is not None else 0.0
+        sample = _finite(sample) or 0.0
+        confidence = min(1.0, max(sample, 0.0) / component.full_sample) if value is not None else 0.0
         contribution = 0.0
         if value is not None and confidence > 0:
             strength = math.tanh(component.direction * (value - component.center) / component.scale)
             contribution = component.weight * confidence * strength
         score += contribution
         components[component.name] = {
-            "value": value, "sample": sample, "confidence": confidence,
+            "value": value, "sample": int(sample), "confidence": confidence,
             "weight": component.weight, "contribution": contribution,
         }
     return score, components

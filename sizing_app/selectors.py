@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from django.db.models import FloatField, OuterRef, Q, Subquery
-from django.db.models.functions import Cast, Coalesce
+from django.db.models import Case, DecimalField, F, OuterRef, Q, Subquery, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .conf import sizing_settings
-from .db import EpochMs
+from .db import EpochMs, NaNIfNull, as_float, numeric_columns
 from .metrics import bars_per_year
 from .models import Candle, Fill, GlobalPolicy, Order, Override, SizingSnapshot, Symbol
 from .scoring import EXECUTION_WINDOW_DAYS, SymbolInputs
@@ -36,16 +36,52 @@ def _split_by_symbol(symbol_ids: np.ndarray) -> dict[int, slice]:
     return {int(i): slice(int(s), int(e)) for i, s, e in zip(ids, starts, ends)}
 
 
-def _columns(queryset, *fields, dtypes) -> list[np.ndarray]:
-    rows = list(queryset.values_list(*fields))
-    if not rows:
-        return [np.empty(0, dtype=dtype) for dtype in dtypes]
-    columns = list(zip(*rows))
-    return [np.array(column, dtype=dtype) for column, dtype in zip(columns, dtypes)]
+def _interval_ms(interval: str) -> int:
+    return round(365 * 86_400_000 / bars_per_year(interval))
 
 
-def _float(field_name: str):
-    return Cast(field_name, FloatField())
+def _candle_columns(ids: list[int], interval: str, start: datetime, end: datetime) -> list[np.ndarray]:
+    queryset = (
+        Candle.objects.filter(symbol_id__in=ids, interval=interval, open_time__gte=start, open_time__lte=end)
+        .annotate(t=EpochMs("open_time"))
+        .order_by("symbol_id", "open_time")
+        .values_list("symbol_id", "t", "high", "low", "close")
+    )
+    return numeric_columns(queryset, ("i8", "i8", "f8", "f8", "f8"))
+
+
+def _fill_columns(ids: list[int], start: datetime, end: datetime) -> list[np.ndarray]:
+    # Fees count against PnL only when charged in the quote currency (or unstated).
+    fee_in_quote = Case(
+        When(Q(fee_asset="") | Q(symbol__name__endswith=F("fee_asset")), then=F("fee")),
+        default=Value(0), output_field=DecimalField(),
+    )
+    queryset = (
+        Fill.objects.filter(symbol_id__in=ids, executed_at__gte=start, executed_at__lt=end)
+        .annotate(
+            t=EpochMs("executed_at"),
+            sign=as_float(Case(When(side="sell", then=Value(-1)), default=Value(1))),
+            q=as_float("qty"), p=as_float("price"),
+            arrival=NaNIfNull(as_float(Coalesce("arrival_price", "order__arrival_price"))),
+            maker=as_float(Case(When(is_maker=True, then=Value(1)), default=Value(0))),
+            net_pnl=NaNIfNull(as_float(F("realized_pnl") - fee_in_quote)),
+        )
+        .order_by("symbol_id", "executed_at", "id")
+        .values_list("symbol_id", "t", "sign", "q", "p", "arrival", "maker", "net_pnl")
+    )
+    return numeric_columns(queryset, ("i8", "i8", "f8", "f8", "f8", "f8", "f8", "f8"))
+
+
+def _order_columns(ids: list[int], start: datetime, end: datetime) -> list[np.ndarray]:
+    queryset = (
+        Order.objects.filter(
+            symbol_id__in=ids, status__in=TERMINAL_ORDER_STATUSES, submitted_at__gte=start, submitted_at__lt=end,
+        )
+        .annotate(r=as_float("requested_qty"), f=as_float("filled_qty"))
+        .order_by("symbol_id")
+        .values_list("symbol_id", "r", "f")
+    )
+    return numeric_columns(queryset, ("i8", "f8", "f8"))
 
 
 def symbol_inputs_bulk(*, symbols: list[Symbol], as_of: datetime) -> dict[int, SymbolInputs]:
@@ -53,65 +89,30 @@ def symbol_inputs_bulk(*, symbols: list[Symbol], as_of: datetime) -> dict[int, S
     config = sizing_settings()
     ids = [symbol.pk for symbol in symbols]
     lookback_start = as_of - timedelta(days=config.lookback_days)
-    bar = timedelta(milliseconds=_interval_ms(config.candle_interval))
+    last_closed_open = as_of - timedelta(milliseconds=_interval_ms(config.candle_interval))
+    candles = _candle_columns(ids, config.candle_interval, lookback_start, last_closed_open)
+    fills = _fill_columns(ids, lookback_start, as_of)
+    orders = _order_columns(ids, as_of - timedelta(days=EXECUTION_WINDOW_DAYS), as_of)
 
-    candle_cols = _columns(
-        Candle.objects.filter(
-            symbol_id__in=ids, interval=config.candle_interval,
-            open_time__gte=lookback_start, open_time__lte=as_of - bar,  # closed bars only
-        ).annotate(t=EpochMs("open_time")).order_by("symbol_id", "open_time"),
-        "symbol_id", "t", "high", "low", "close",
-        dtypes=(np.int64, np.int64, np.float64, np.float64, np.float64),
+    candle_slices, fill_slices, order_slices = (
+        _split_by_symbol(columns[0]) for columns in (candles, fills, orders)
     )
-    fill_cols = _columns(
-        Fill.objects.filter(symbol_id__in=ids, executed_at__gte=lookback_start, executed_at__lt=as_of)
-        .annotate(
-            t=EpochMs("executed_at"), q=_float("qty"), p=_float("price"),
-            a=_float(Coalesce("arrival_price", "order__arrival_price")), pnl=_float("realized_pnl"), fee_f=_float("fee"),
-        )
-        .order_by("symbol_id", "executed_at", "id"),
-        "symbol_id", "t", "side", "q", "p", "a", "is_maker", "pnl", "fee_f", "fee_asset",
-        dtypes=(np.int64, np.int64, object, np.float64, np.float64, np.float64, bool, np.float64,
-                np.float64, object),
-    )
-    order_cols = _columns(
-        Order.objects.filter(
-            symbol_id__in=ids, status__in=TERMINAL_ORDER_STATUSES,
-            submitted_at__gte=as_of - timedelta(days=EXECUTION_WINDOW_DAYS), submitted_at__lt=as_of,
-        ).annotate(r=_float("requested_qty"), f=_float("filled_qty")).order_by("symbol_id"),
-        "symbol_id", "r", "f", dtypes=(np.int64, np.float64, np.float64),
-    )
-
-    candle_slices = _split_by_symbol(candle_cols[0])
-    fill_slices = _split_by_symbol(fill_cols[0])
-    order_slices = _split_by_symbol(order_cols[0])
     as_of_ms = _to_ms(as_of)
     empty = slice(0, 0)
     result = {}
     for symbol in symbols:
-        c, f, o = (candle_slices.get(symbol.pk, empty), fill_slices.get(symbol.pk, empty),
-                   order_slices.get(symbol.pk, empty))
-        side = np.where(fill_cols[2][f] == "sell", -1.0, 1.0)
-        # Fees count against PnL only when charged in the quote currency (or unstated).
-        fee_assets = fill_cols[9][f]
-        fee_in_quote = np.array([not asset or symbol.name.endswith(asset) for asset in fee_assets], dtype=bool)
-        fees = np.where(fee_in_quote, np.nan_to_num(fill_cols[8][f]), 0.0)
+        c = candle_slices.get(symbol.pk, empty)
+        f = fill_slices.get(symbol.pk, empty)
+        o = order_slices.get(symbol.pk, empty)
         result[symbol.pk] = SymbolInputs(
             symbol=symbol.name, as_of_ms=as_of_ms, lookback_days=config.lookback_days,
-            interval=config.candle_interval,
-            capital_base=symbol.capital_base or config.capital_base,
-            candle_open_ms=candle_cols[1][c], high=candle_cols[2][c], low=candle_cols[3][c],
-            close=candle_cols[4][c],
-            fill_time_ms=fill_cols[1][f], fill_side=side, fill_qty=fill_cols[3][f],
-            fill_price=fill_cols[4][f], fill_arrival=fill_cols[5][f],
-            fill_is_maker=fill_cols[6][f].astype(bool), fill_net_pnl=fill_cols[7][f] - fees,
-            order_requested_qty=order_cols[1][o], order_filled_qty=order_cols[2][o],
+            interval=config.candle_interval, capital_base=symbol.capital_base or config.capital_base,
+            candle_open_ms=candles[1][c], high=candles[2][c], low=candles[3][c], close=candles[4][c],
+            fill_time_ms=fills[1][f], fill_side=fills[2][f], fill_qty=fills[3][f], fill_price=fills[4][f],
+            fill_arrival=fills[5][f], fill_is_maker=fills[6][f] > 0.5, fill_net_pnl=fills[7][f],
+            order_requested_qty=orders[1][o], order_filled_qty=orders[2][o],
         )
     return result
-
-
-def _interval_ms(interval: str) -> int:
-    return round(365 * 86_400_000 / bars_per_year(interval))
 
 
 def previous_factors(*, symbol_ids: list[int], as_of: datetime) -> dict[int, float]:

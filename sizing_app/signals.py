@@ -1,16 +1,17 @@
-"""Cache invalidation: a policy change made in this process takes effect on the next call.
+"""Hot-state invalidation: a change written by this process is visible to its very next read.
 
-Other processes see it within the cache refresh period (latest.REFRESH_SECONDS).
+Other processes see it through their hot state's poll (latest.REFRESH_SECONDS).
 """
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from .latest import policy_cache
-from .models import GlobalPolicy, Override, Symbol
+from .latest import hot_state
+from .models import GlobalPolicy, Override, SizingSnapshot, Symbol
 
 
 @receiver(post_save, sender=GlobalPolicy)
 @receiver(post_save, sender=Override)
 @receiver(post_save, sender=Symbol)
-def _policy_changed(**kwargs):
-    policy_cache.invalidate()
+@receiver(post_save, sender=SizingSnapshot)
+def _hot_state_changed(**kwargs):
+    hot_state.invalidate()

@@ -26,6 +26,8 @@ def validate_gross_target(gross_target) -> float:
         value = float(gross_target)
     except OverflowError:
         raise ValueError(f"gross_target {gross_target!r} is too large.") from None
+    except ValueError:  # Decimal('sNaN') refuses conversion
+        raise ValueError(f"gross_target must be finite, got {gross_target!r}.") from None
     if not math.isfinite(value):
         raise ValueError(f"gross_target must be finite, got {value!r}.")
     if value < 0:

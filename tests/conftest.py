@@ -1,8 +1,12 @@
-"""Shared fixtures: every test may use the database, and starts with empty per-process caches."""
+"""Shared fixtures: every test may use the database, and starts with an empty hot state."""
 import pytest
+from django.conf import settings
 
-from sizing_app.latest import latest_cache, policy_cache
+from sizing_app.latest import hot_state
 from sizing_app.services.decisions import chain_heads
+
+# Tests read the hot state inline: a background thread cannot see a test's uncommitted rows.
+settings.SIZING_BACKGROUND_REFRESH = False
 
 
 @pytest.fixture(autouse=True)
@@ -12,10 +16,8 @@ def enable_db_access_for_all_tests(db):
 
 @pytest.fixture(autouse=True)
 def fresh_caches():
-    for cache in (latest_cache, policy_cache):
-        cache.invalidate()
+    hot_state.reset()
     chain_heads.forget()
     yield
-    for cache in (latest_cache, policy_cache):
-        cache.invalidate()
+    hot_state.reset()
     chain_heads.forget()

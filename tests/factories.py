@@ -104,7 +104,7 @@ def make_snapshot(
 
 def make_user(username: str | None = None):
     username = username or f"risk{next(_sequence)}"
-    return get_user_model().objects.create_user(username=username, password="unused-in-tests")
+    return get_user_model().objects.create_user(username=username)  # unusable password: no slow hashing
 
 
 def make_override(symbol: Symbol, *, author=None, pinned_factor: float | None = None, mode: str = "",

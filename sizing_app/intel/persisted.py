@@ -5,7 +5,7 @@ This is what sizing uses: it never computes a score, and neutralizes stale or mi
 from django.utils import timezone
 
 from ..conf import sizing_settings
-from ..latest import latest_cache
+from ..latest import hot_state
 
 
 def symbol_size_factor(symbol: str) -> dict:
@@ -13,7 +13,7 @@ def symbol_size_factor(symbol: str) -> dict:
 
     No snapshot: factor 1.0, fallback "no_snapshot". Older than max age: 1.0, stale, "stale_snapshot".
     """
-    latest = latest_cache.get(symbol)
+    latest = hot_state.latest(symbol)
     if latest is None:
         return {
             "symbol": symbol, "score": None, "size_factor": 1.0, "components": {}, "snapshot_id": None,

@@ -14,7 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from ..conf import sizing_settings
-from ..latest import policy_cache
+from ..latest import hot_state
 from ..ledger import GENESIS_HASH, row_hash
 from ..models import SizingDecision
 from ..selectors import EffectivePolicy
@@ -97,8 +97,10 @@ def policy_apply(*, intel: dict[str, Any], policy: EffectivePolicy) -> tuple[flo
     intel_factor = _checked_multiplier("intel size_factor", intel.get("size_factor", 1.0))
     fallback_reason = intel.get("fallback_reason", "") or ""
     if policy.pinned_factor is not None:
-        intel_factor = min(max(policy.pinned_factor, config.factor_min), config.factor_max)
+        intel_factor = policy.pinned_factor
         fallback_reason = ""
+    # The clamp in force now wins over whatever was persisted or pinned under another one.
+    intel_factor = min(max(intel_factor, config.factor_min), config.factor_max)
     applied_factor = intel_factor if policy.mode == "live" else 1.0
     return intel_factor, applied_factor, fallback_reason
 
@@ -106,7 +108,7 @@ def policy_apply(*, intel: dict[str, Any], policy: EffectivePolicy) -> tuple[flo
 def _decision_fields(request: SizingRequest, created_at) -> dict[str, Any]:
     """Everything but the chain position: policy applied, multipliers multiplied in plan order."""
     intel = request.intel
-    policy = policy_cache.get(request.symbol)
+    policy = hot_state.policy(request.symbol)
     intel_factor, applied_factor, fallback_reason = policy_apply(intel=intel, policy=policy)
     inverse_vol_size = _checked_multiplier("inverse_vol_size", request.inverse_vol_size)
     regime = _checked_multiplier("volatility_regime_scale", request.regime_multiplier)
@@ -129,19 +131,58 @@ def _decision_fields(request: SizingRequest, created_at) -> dict[str, Any]:
     }
 
 
-def _chain(rows: list[dict[str, Any]], heads: dict[str, tuple[int, str]]) -> list[SizingDecision]:
-    decisions = []
+def _chain(rows: list[dict[str, Any]], heads: dict[str, tuple[int, str]]) -> list[dict[str, Any]]:
+    chained = []
     for fields in rows:
         seq, prev_hash = heads[fields["symbol"]]
         fields = {**fields, "seq": seq + 1, "prev_hash": prev_hash}
         fields["row_hash"] = row_hash(fields)
         heads[fields["symbol"]] = (fields["seq"], fields["row_hash"])
-        decisions.append(SizingDecision(**fields))
-    return decisions
+        chained.append(fields)
+    return chained
+
+
+# Ledger rows go in with one multi-row INSERT ... RETURNING: one statement is atomic on its
+# own, so a size costs one round trip like a bare INSERT, and a batch costs one too. The
+# ORM's bulk_create spends tens of microseconds per row compiling; this path is the hot one.
+_INSERT_FIELDS = [field for field in SizingDecision._meta.concrete_fields if not field.primary_key]
+_INSERT_BATCH = 500
+
+
+def _insert(chained: list[dict[str, Any]]) -> list[int]:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in _INSERT_FIELDS)
+    placeholder = "(" + ", ".join(["%s"] * len(_INSERT_FIELDS)) + ")"
+    adapt_time = connection.ops.adapt_datetimefield_value
+    names = [field.attname for field in _INSERT_FIELDS]
+    ids: list[int] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(chained), _INSERT_BATCH):
+            batch = chained[start:start + _INSERT_BATCH]
+            params = []
+            for fields in batch:
+                params.extend(adapt_time(fields[name]) if name == "created_at" else fields[name] for name in names)
+            cursor.execute(
+                f"INSERT INTO {quote(SizingDecision._meta.db_table)} ({columns}) VALUES "
+                f"{', '.join([placeholder] * len(batch))} RETURNING {quote('id')}",
+                params,
+            )
+            ids.extend(row[0] for row in cursor.fetchall())
+    return ids
+
+
+def _append(chained: list[dict[str, Any]]) -> list[int]:
+    if connection.in_atomic_block:
+        with transaction.atomic():  # a savepoint, so a lost race leaves the caller's transaction usable
+            return _insert(chained)
+    if len(chained) > _INSERT_BATCH:
+        with transaction.atomic():  # several statements: all rows or none
+            return _insert(chained)
+    return _insert(chained)
 
 
 def decisions_record(*, requests: list[SizingRequest]) -> list[SizingDecision]:
-    """Apply policy to each request and append the rows to their chains in one transaction."""
+    """Apply policy to each request and append the rows to their chains: all rows or none."""
     if not requests:
         return []
     created_at = timezone.now()
@@ -149,10 +190,9 @@ def decisions_record(*, requests: list[SizingRequest]) -> list[SizingDecision]:
     symbols = {row["symbol"] for row in rows}
     heads = {symbol: chain_heads.get(symbol) for symbol in symbols}
     for attempt in range(CHAIN_RETRIES):
-        decisions = _chain(rows, dict(heads))
+        chained = _chain(rows, dict(heads))
         try:
-            with transaction.atomic():
-                SizingDecision.objects.bulk_create(decisions)
+            ids = _append(chained)
         except IntegrityError:
             # Another writer appended first: re-read the heads it left and chain again.
             if attempt == CHAIN_RETRIES - 1:
@@ -160,16 +200,20 @@ def decisions_record(*, requests: list[SizingRequest]) -> list[SizingDecision]:
             heads = {symbol: chain_heads.reload(symbol) for symbol in symbols}
             continue
         break
-    committed = not connection.in_atomic_block
-    for decision in decisions:
-        if committed:
-            chain_heads.remember(decision.symbol, decision.seq, decision.row_hash)
-        else:
-            # Inside the caller's transaction: trust the head only once that commits.
+    decisions = []
+    for pk, fields in zip(ids, chained):
+        decision = SizingDecision(id=pk, **fields)
+        decision._state.adding = False
+        decision._state.db = connection.alias
+        decisions.append(decision)
+    if connection.in_atomic_block:
+        # Inside the caller's transaction: trust the new heads only once that commits.
+        for decision in decisions:
             chain_heads.forget(decision.symbol)
-            transaction.on_commit(
-                lambda d=decision: chain_heads.remember(d.symbol, d.seq, d.row_hash)
-            )
+            transaction.on_commit(lambda d=decision: chain_heads.remember(d.symbol, d.seq, d.row_hash))
+    else:
+        for decision in decisions:
+            chain_heads.remember(decision.symbol, decision.seq, decision.row_hash)
     return decisions
 
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from .. import scoring, selectors
 from ..conf import sizing_settings
-from ..latest import latest_cache
+from ..latest import hot_state
 from ..models import RecomputeRun, SizingSnapshot, Symbol
 
 logger = logging.getLogger(__name__)
@@ -144,8 +144,8 @@ def chunk_recompute(*, run_id: int, chunk_index: int, symbol_ids: list[int]) -> 
             _run_close(run)
         run.save()
         # This process sees its own writes at once; the others within the cache's refresh period.
-        latest_cache.invalidate()
-        transaction.on_commit(latest_cache.invalidate)
+        hot_state.invalidate()
+        transaction.on_commit(hot_state.invalidate)
     return True
 
 

@@ -5,7 +5,7 @@ Reads persisted snapshots only (through `symbol_size_factor` and the stack steps
 from django.utils import timezone
 
 from ..intel.persisted import symbol_size_factor
-from ..latest import latest_cache, policy_cache
+from ..latest import hot_state
 from ..models import RecomputeRun, SizingSnapshot, Symbol
 from ..position_sizing import volatility_regime_scale
 from ..risk_autotune import size_multiplier
@@ -14,11 +14,11 @@ from ..validation import validate_symbol
 
 
 def _symbol_health(symbol: str) -> dict:
-    latest = latest_cache.get(symbol)
+    latest = hot_state.latest(symbol)
     snapshot = (
         SizingSnapshot.objects.filter(pk=latest.snapshot_id).first() if latest is not None else None
     )
-    policy = policy_cache.get(symbol)
+    policy = hot_state.policy(symbol)
     intel = symbol_size_factor(symbol)
     size_factor = intel["size_factor"]
     size_multiplier_value = size_multiplier(symbol)

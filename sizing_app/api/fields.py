@@ -1,0 +1,83 @@
+"""Serializer fields with the API's input rules: well-formed symbols, finite numbers, UTC datetimes."""
+from __future__ import annotations
+
+import math
+from datetime import timezone as dt_timezone
+from decimal import Decimal
+
+from django.core.validators import RegexValidator
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..models import SYMBOL_PATTERN
+
+SYMBOL_EXAMPLE = "BTCUSDC"
+
+
+class SymbolField(serializers.CharField):
+    """A symbol name ("BTCUSDC"): 2-32 upper-case letters or digits. Existence is checked by the view."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 32)
+        kwargs.setdefault("min_length", 2)
+        super().__init__(**kwargs)
+        self.validators.append(
+            RegexValidator(SYMBOL_PATTERN, "A symbol is 2-32 upper-case letters or digits, e.g. BTCUSDC.")
+        )
+
+
+class TextField(serializers.CharField):
+    """Free text without control characters (they have no place in references and reasons)."""
+
+    def __init__(self, *, multiline: bool = False, **kwargs):
+        self.multiline = multiline
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        allowed = "\n\r\t" if self.multiline else ""
+        if any((ord(ch) < 32 and ch not in allowed) or ord(ch) == 127 for ch in value):
+            raise serializers.ValidationError("Control characters are not allowed.")
+        return value
+
+
+class FiniteFloatField(serializers.FloatField):
+    """A JSON number (not a string, not a boolean) that is finite once converted to float."""
+
+    default_error_messages = {
+        "invalid": "A valid finite number is required.",
+        "not_a_number": "Must be a JSON number, not {type}.",
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float, Decimal)):
+            self.fail("not_a_number", type=type(data).__name__)
+        try:
+            value = float(data)
+        except (OverflowError, ValueError):
+            self.fail("invalid")
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return super().to_internal_value(value)
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class UtcDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 datetime (naive means UTC), returned in UTC; rejects values that overflow in UTC."""
+
+    def to_internal_value(self, value):
+        moment = super().to_internal_value(value)
+        try:
+            return moment.astimezone(dt_timezone.utc)
+        except (OverflowError, ValueError):
+            raise serializers.ValidationError("Datetime is out of range.") from None
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false, nothing else ("yes", 1 and "on" are not booleans in a JSON API)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data

@@ -1,0 +1,76 @@
+"""django-filter sets for the history lists; a malformed value is a 400 naming the parameter."""
+from __future__ import annotations
+
+from datetime import timezone as dt_timezone
+
+import django_filters
+from django import forms
+
+from ..models import SYMBOL_PATTERN, Mode, RecomputeRun, SizingDecision, SizingSnapshot
+
+
+class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    def clean(self, value):
+        moment = super().clean(value)
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(dt_timezone.utc)  # SQLite compares in UTC: overflow must fail here
+        except (OverflowError, ValueError):
+            raise forms.ValidationError("Datetime is out of range.") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
+class SymbolFilter(django_filters.CharFilter):
+    field_class = forms.RegexField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("regex", SYMBOL_PATTERN)
+        kwargs.setdefault("help_text", "Symbol name, e.g. BTCUSDC.")
+        super().__init__(*args, **kwargs)
+
+
+def _since(field: str):
+    return UtcIsoDateTimeFilter(field_name=field, lookup_expr="gte",
+                                help_text=f"Only rows with {field} at or after this ISO 8601 time.")
+
+
+def _until(field: str):
+    return UtcIsoDateTimeFilter(field_name=field, lookup_expr="lt",
+                                help_text=f"Only rows with {field} before this ISO 8601 time.")
+
+
+class SnapshotFilter(django_filters.FilterSet):
+    symbol = SymbolFilter(field_name="symbol__name")
+    since = _since("as_of")
+    until = _until("as_of")
+
+    class Meta:
+        model = SizingSnapshot
+        fields = ["symbol", "since", "until"]
+
+
+class DecisionFilter(django_filters.FilterSet):
+    symbol = SymbolFilter(field_name="symbol")
+    since = _since("created_at")
+    until = _until("created_at")
+    mode = django_filters.ChoiceFilter(choices=Mode.choices)
+    stale = django_filters.BooleanFilter(help_text="true or false.")
+    order_ref = django_filters.CharFilter(max_length=128, help_text="Exact order reference.")
+
+    class Meta:
+        model = SizingDecision
+        fields = ["symbol", "since", "until", "mode", "stale", "order_ref"]
+
+
+class RunFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=RecomputeRun.Status.choices)
+    since = _since("started_at")
+    until = _until("started_at")
+
+    class Meta:
+        model = RecomputeRun
+        fields = ["status", "since", "until"]

@@ -1,0 +1,339 @@
+"""Small input and output serializers, one pair per operation; they hold shapes, never business rules."""
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from decimal import Decimal
+
+from django.utils import timezone
+
+from ..metrics import bars_per_year
+from ..models import Mode, Order, Override, RecomputeRun, Side, SizingDecision, SizingSnapshot, Symbol
+from ..validation import MAX_TEXT
+from .fields import FiniteFloatField, StrictBooleanField, SymbolField, TextField, UtcDateTimeField
+
+MAX_SIZE_BATCH = 1000
+
+
+# Errors ------------------------------------------------------------------------------------------
+class ErrorBodySerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Machine-readable error code, e.g. invalid, not_found, throttled.")
+    message = serializers.CharField(help_text="What went wrong, for people.")
+    details = serializers.JSONField(
+        allow_null=True, help_text="Field errors ({field: [messages]}), row errors ({errors: [...]}), or null."
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorBodySerializer()
+
+
+# Symbols -----------------------------------------------------------------------------------------
+class SymbolOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Symbol
+        fields = ["name", "is_active", "mode", "capital_base"]
+
+
+# Factors -----------------------------------------------------------------------------------------
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "object", "additionalProperties": True},
+                      "description": "Score components: {name: {value, contribution, weight, ...}}."})
+class ComponentsField(serializers.JSONField):
+    pass
+
+
+class LatestFactorOutputSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    snapshot_id = serializers.IntegerField()
+    as_of = serializers.DateTimeField(help_text="Start of the snapshot's recompute bucket.")
+    age_seconds = serializers.FloatField(help_text="Seconds since as_of.")
+    stale = serializers.BooleanField(help_text="Older than SIZING_MAX_AGE_SECONDS: sizing uses 1.0 instead.")
+    status = serializers.ChoiceField(choices=SizingSnapshot.Status.choices)
+    score = serializers.FloatField()
+    size_factor = serializers.FloatField(help_text="Persisted intelligence factor (before policy).")
+    inverse_vol_multiplier = serializers.FloatField()
+    regime_multiplier = serializers.FloatField()
+    sharpe_multiplier = serializers.FloatField()
+    sharpe_7d = serializers.FloatField(allow_null=True)
+    atr_regime_ratio = serializers.FloatField(allow_null=True)
+    components = ComponentsField()
+
+
+class SnapshotOutputSerializer(serializers.ModelSerializer):
+    symbol = serializers.CharField(source="symbol.name")
+    components = ComponentsField()
+
+    class Meta:
+        model = SizingSnapshot
+        exclude = ["run"]
+
+
+# Decisions (the ledger) --------------------------------------------------------------------------
+class DecisionOutputSerializer(serializers.ModelSerializer):
+    snapshot_id = serializers.IntegerField(allow_null=True)
+    override_id = serializers.IntegerField(allow_null=True)
+
+    class Meta:
+        model = SizingDecision
+        fields = [
+            "id", "seq", "created_at", "symbol", "gross_target", "inverse_vol_size", "regime_multiplier",
+            "sharpe_multiplier", "intel_factor", "applied_factor", "final_size", "mode", "stale",
+            "fallback_reason", "snapshot_id", "score", "override_id", "order_ref", "caller", "prev_hash",
+            "row_hash",
+        ]
+
+
+class SizeInputSerializer(serializers.Serializer):
+    symbol = SymbolField(help_text="A known symbol, e.g. BTCUSDC.")
+    gross_target = FiniteFloatField(min_value=0, help_text="The engine's gross target size (>= 0).")
+    order_ref = TextField(max_length=MAX_TEXT["order_ref"], required=False, allow_blank=True, default="",
+                          help_text="The engine's order reference, kept on the ledger row.")
+
+
+class SizeBatchInputSerializer(serializers.Serializer):
+    orders = SizeInputSerializer(many=True, min_length=1, max_length=MAX_SIZE_BATCH,
+                                 help_text=f"1 to {MAX_SIZE_BATCH} orders, sized all or none.")
+
+
+# Execution health --------------------------------------------------------------------------------
+class HealthExecutionSerializer(serializers.Serializer):
+    slippage_bps = serializers.FloatField(allow_null=True)
+    fill_rate = serializers.FloatField(allow_null=True)
+    maker_ratio = serializers.FloatField(allow_null=True)
+    fill_count = serializers.IntegerField()
+    order_count = serializers.IntegerField()
+
+
+class HealthMarketSerializer(serializers.Serializer):
+    atr_pct = serializers.FloatField(allow_null=True)
+    atr_regime_ratio = serializers.FloatField(allow_null=True)
+    realized_volatility = serializers.FloatField(allow_null=True)
+    market_sharpe_7d = serializers.FloatField(allow_null=True)
+
+
+class HealthSizingSerializer(serializers.Serializer):
+    sharpe_7d = serializers.FloatField(allow_null=True)
+    max_drawdown = serializers.FloatField(allow_null=True)
+    size_multiplier = serializers.FloatField()
+    regime_multiplier = serializers.FloatField()
+    inverse_vol_multiplier = serializers.FloatField()
+    score = serializers.FloatField(allow_null=True)
+    raw_intel_size_factor = serializers.FloatField()
+    intel_size_factor = serializers.FloatField()
+    applied_intel_size_factor = serializers.FloatField()
+    final_size_factor = serializers.FloatField()
+    mode = serializers.ChoiceField(choices=Mode.choices)
+    override_id = serializers.IntegerField(allow_null=True)
+    fallback_reason = serializers.CharField(allow_blank=True)
+
+
+class SymbolHealthOutputSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    as_of = serializers.DateTimeField(allow_null=True)
+    age_seconds = serializers.FloatField(allow_null=True)
+    stale = serializers.BooleanField()
+    status = serializers.CharField(help_text="Snapshot status (ok, partial, no_data) or no_snapshot.")
+    execution = HealthExecutionSerializer()
+    market = HealthMarketSerializer()
+    sizing = HealthSizingSerializer()
+
+
+class LatestRunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    as_of = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=RecomputeRun.Status.choices)
+    started_at = serializers.DateTimeField()
+    duration_seconds = serializers.FloatField(allow_null=True)
+    symbols_ok = serializers.IntegerField()
+    symbols_failed = serializers.IntegerField()
+
+
+class HealthOverviewOutputSerializer(serializers.Serializer):
+    generated_at = serializers.DateTimeField()
+    latest_run = LatestRunSerializer(allow_null=True)
+    symbols = serializers.DictField(child=SymbolHealthOutputSerializer(), help_text="Active symbols by name.")
+
+
+# Telemetry intake (bulk) -------------------------------------------------------------------------
+MAX_BULK_ROWS = 5000
+# Nothing tradable is older than 2009; a time more than a day ahead is a clock or unit error.
+EARLIEST_EVENT = datetime(2009, 1, 1, tzinfo=dt_timezone.utc)
+FUTURE_SLACK = timedelta(days=1)
+
+
+def _money(**kwargs) -> serializers.DecimalField:
+    # Same precision as the model columns; more decimal places are refused, never rounded.
+    return serializers.DecimalField(max_digits=30, decimal_places=12, **kwargs)
+
+
+class EventTimeField(UtcDateTimeField):
+    """An ISO 8601 event time between 2009-01-01 and one day from now."""
+
+    def to_internal_value(self, value):
+        moment = super().to_internal_value(value)
+        if moment < EARLIEST_EVENT:
+            raise serializers.ValidationError("Before 2009-01-01: not a trading time (unit mix-up?).")
+        if moment > timezone.now() + FUTURE_SLACK:
+            raise serializers.ValidationError("More than a day in the future.")
+        return moment
+
+
+def _positive(value: Decimal | float | None, name: str):
+    if value is not None and value <= 0:
+        raise serializers.ValidationError({name: "Must be greater than zero."})
+
+
+class FillRowSerializer(serializers.Serializer):
+    """One exchange fill. Key: (symbol, trade_id)."""
+
+    symbol = SymbolField()
+    trade_id = TextField(max_length=64, help_text="The exchange's trade id.")
+    client_order_id = TextField(max_length=64, required=False, allow_blank=True, default="",
+                                help_text="The order this fill belongs to (must already be posted), or empty.")
+    side = serializers.ChoiceField(choices=Side.choices)
+    qty = _money()
+    price = _money()
+    arrival_price = _money(required=False, allow_null=True, default=None,
+                           help_text="Slippage benchmark when the fill has no order.")
+    fee = _money(required=False, default=Decimal(0))
+    fee_asset = TextField(max_length=16, required=False, allow_blank=True, default="")
+    is_maker = StrictBooleanField(required=False, default=False)
+    realized_pnl = _money(required=False, allow_null=True, default=None)
+    executed_at = EventTimeField()
+
+    def validate(self, attrs):
+        for name in ("qty", "price", "arrival_price"):
+            _positive(attrs.get(name), name)
+        return attrs
+
+
+class OrderRowSerializer(serializers.Serializer):
+    """One order, new or updated. Key: (symbol, client_order_id)."""
+
+    symbol = SymbolField()
+    client_order_id = TextField(max_length=64)
+    exchange_order_id = TextField(max_length=64, required=False, allow_blank=True, default="")
+    side = serializers.ChoiceField(choices=Side.choices)
+    liquidity = serializers.ChoiceField(choices=Order.Liquidity.choices, required=False,
+                                        default=Order.Liquidity.TAKER)
+    maker_fallback = StrictBooleanField(required=False, default=False)
+    requested_qty = _money()
+    filled_qty = _money(required=False, default=Decimal(0), min_value=Decimal(0))
+    arrival_price = _money()
+    limit_price = _money(required=False, allow_null=True, default=None)
+    status = serializers.ChoiceField(choices=Order.Status.choices, required=False, default=Order.Status.NEW)
+    submitted_at = EventTimeField()
+    closed_at = EventTimeField(required=False, allow_null=True, default=None)
+
+    def validate(self, attrs):
+        for name in ("requested_qty", "arrival_price", "limit_price"):
+            _positive(attrs.get(name), name)
+        if attrs["filled_qty"] > attrs["requested_qty"]:
+            raise serializers.ValidationError({"filled_qty": "Cannot exceed requested_qty."})
+        if attrs["closed_at"] is not None and attrs["closed_at"] < attrs["submitted_at"]:
+            raise serializers.ValidationError({"closed_at": "Cannot be before submitted_at."})
+        return attrs
+
+
+class CandleRowSerializer(serializers.Serializer):
+    """One OHLCV bar. Key: (symbol, interval, open_time)."""
+
+    symbol = SymbolField()
+    interval = serializers.CharField(max_length=8, help_text='Exchange interval, e.g. "1m", "1h", "1d".')
+    open_time = EventTimeField()
+    open = FiniteFloatField(min_value=0)
+    high = FiniteFloatField(min_value=0)
+    low = FiniteFloatField(min_value=0)
+    close = FiniteFloatField(min_value=0)
+    volume = FiniteFloatField(min_value=0)
+
+    def validate_interval(self, value):
+        try:
+            bars_per_year(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return value
+
+    def validate(self, attrs):
+        for name in ("open", "high", "low", "close"):
+            _positive(attrs[name], name)
+        if attrs["high"] < max(attrs["open"], attrs["close"], attrs["low"]):
+            raise serializers.ValidationError({"high": "Must be at least open, close and low."})
+        if attrs["low"] > min(attrs["open"], attrs["close"]):
+            raise serializers.ValidationError({"low": "Must be at most open and close."})
+        return attrs
+
+
+class BulkResultSerializer(serializers.Serializer):
+    received = serializers.IntegerField(help_text="Rows in the request.")
+    created = serializers.IntegerField(help_text="New rows written.")
+    updated = serializers.IntegerField(help_text="Existing rows moved forward (orders only).")
+    unchanged = serializers.IntegerField(help_text="Rows already recorded with identical values (re-posts).")
+
+
+# Runs --------------------------------------------------------------------------------------------
+class RunOutputSerializer(serializers.ModelSerializer):
+    duration_seconds = serializers.FloatField(allow_null=True, read_only=True)
+    errors = serializers.DictField(child=serializers.CharField(), help_text="{symbol: reason} per failure.")
+    chunks_done = serializers.ListField(child=serializers.IntegerField())
+
+    class Meta:
+        model = RecomputeRun
+        fields = [
+            "id", "trigger", "as_of", "started_at", "finished_at", "duration_seconds", "status", "symbols_total",
+            "symbols_ok", "symbols_failed", "errors", "chunks_total", "chunks_done", "task_id",
+        ]
+
+
+class RunTriggerOutputSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    task_id = serializers.CharField(help_text="Celery id of the queued recompute task.")
+
+
+# Policy and overrides ----------------------------------------------------------------------------
+class SymbolModeSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    mode = serializers.CharField(help_text='The symbol\'s own mode: live, shadow, off, or "" to follow the global mode.')
+
+
+class PolicyOutputSerializer(serializers.Serializer):
+    global_mode = serializers.ChoiceField(choices=Mode.choices)
+    symbols = SymbolModeSerializer(many=True, help_text="Every symbol with its own mode.")
+
+
+class GlobalModeInputSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=Mode.choices)
+
+
+class SymbolModeInputSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=[*Mode.choices, ("", "follow the global mode")],
+                                   help_text='live, shadow, off, or "" to follow the global mode.')
+
+
+class OverrideOutputSerializer(serializers.ModelSerializer):
+    symbol = serializers.CharField(source="symbol.name")
+    author = serializers.CharField(source="author.get_username")
+    active = serializers.BooleanField(help_text="Not revoked and not expired.")
+
+    class Meta:
+        model = Override
+        fields = ["id", "symbol", "pinned_factor", "mode", "reason", "author", "created_at", "expires_at",
+                  "revoked_at", "active"]
+
+
+class OverrideCreateInputSerializer(serializers.Serializer):
+    symbol = SymbolField()
+    pinned_factor = FiniteFloatField(required=False, allow_null=True, default=None,
+                                     help_text="Factor to use instead of the persisted one (within the clamp).")
+    mode = serializers.ChoiceField(choices=[*Mode.choices, ("", "no mode pin")], required=False, default="")
+    reason = TextField(max_length=2000, multiline=True, help_text="Why; kept in the override's history.")
+    expires_at = UtcDateTimeField(required=False, allow_null=True, default=None)
+
+    def validate_reason(self, value):
+        if not value.strip():
+            raise serializers.ValidationError("An override needs a reason.")
+        return value
