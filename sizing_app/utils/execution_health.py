@@ -13,11 +13,7 @@ from ..services.decisions import policy_apply
 from ..validation import validate_symbol
 
 
-def _symbol_health(symbol: str) -> dict:
-    latest = hot_state.latest(symbol)
-    snapshot = (
-        SizingSnapshot.objects.filter(pk=latest.snapshot_id).first() if latest is not None else None
-    )
+def _symbol_health(symbol: str, snapshot: SizingSnapshot | None) -> dict:
     policy = hot_state.policy(symbol)
     intel = symbol_size_factor(symbol)
     size_factor = intel["size_factor"]
@@ -65,9 +61,14 @@ def _symbol_health(symbol: str) -> dict:
 def compute_execution_health(symbol: str | None = None) -> dict:
     """One symbol's health, or every active symbol's plus the latest recompute run."""
     if symbol is not None:
-        return _symbol_health(validate_symbol(symbol))
+        latest = hot_state.latest(validate_symbol(symbol))
+        snapshot = SizingSnapshot.objects.filter(pk=latest.snapshot_id).first() if latest else None
+        return _symbol_health(symbol, snapshot)
     run = RecomputeRun.objects.order_by("-started_at").first()
-    names = Symbol.objects.filter(is_active=True).order_by("name").values_list("name", flat=True)
+    names = list(Symbol.objects.filter(is_active=True).order_by("name").values_list("name", flat=True))
+    latest = hot_state.latest_all()
+    # One query for every symbol's snapshot: the dashboard asks for hundreds at once.
+    snapshots = SizingSnapshot.objects.in_bulk([latest[name].snapshot_id for name in names if name in latest])
     return {
         "generated_at": timezone.now(),
         "latest_run": None if run is None else {
@@ -75,5 +76,8 @@ def compute_execution_health(symbol: str | None = None) -> dict:
             "duration_seconds": run.duration_seconds, "symbols_ok": run.symbols_ok,
             "symbols_failed": run.symbols_failed,
         },
-        "symbols": {name: _symbol_health(name) for name in names},
+        "symbols": {
+            name: _symbol_health(name, snapshots.get(latest[name].snapshot_id) if name in latest else None)
+            for name in names
+        },
     }
