@@ -82,6 +82,8 @@ def limit_step(
     With no previous factor the walk starts from the neutral 1.0, so a new symbol ramps in.
     """
     start = previous if previous is not None and math.isfinite(previous) and previous > 0 else 1.0
+    if math.isnan(proposed):
+        proposed = start  # an undefined proposal keeps the factor where it was
     bounded = min(max(proposed, start * (1.0 - max_step)), start * (1.0 + max_step))
     return min(max(bounded, max(FACTOR_FLOOR, factor_min)), min(FACTOR_CEILING, factor_max))
 

@@ -74,6 +74,17 @@ def test_second_run_for_the_same_bucket_writes_nothing_and_changes_nothing():
     assert {row["run_id"] for row in after} == {first.pk}
 
 
+def test_duplicate_beat_for_a_bucket_is_harmless():
+    build_symbol("BTCUSDC", seed=1, candles=50)
+    first = recompute_run(as_of=AS_OF, trigger="beat")
+    before = snapshot_values(SizingSnapshot.objects.all())
+    second = recompute_run(as_of=AS_OF, trigger="beat")  # a second beat process fired the same bucket
+    assert second is None or second.status == RecomputeRun.Status.SKIPPED
+    assert first.status == RecomputeRun.Status.OK
+    assert snapshot_values(SizingSnapshot.objects.all()) == before
+    assert len(before) == 1
+
+
 def test_inactive_symbols_are_not_recomputed_by_default():
     build_symbol("BTCUSDC", seed=1)
     make_symbol("OLDUSDC", is_active=False)

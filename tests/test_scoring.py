@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sizing_app import scoring
+from sizing_app.metrics import atr_pct
 from sizing_app.scoring import (
     COMPONENTS,
     FACTOR_CEILING,
@@ -186,8 +186,7 @@ def test_limit_step_never_leaves_the_clamp(previous, proposed):
     assert FACTOR_FLOOR <= limit_step(previous, proposed, 0.25) <= FACTOR_CEILING
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: limit_step(prev, nan, step) returns nan (min/max pass NaN through)")
-def test_limit_step_with_non_finite_proposal_holds_the_previous_factor():
+def test_limit_step_with_nan_proposal_holds_the_previous_factor():
     # evaluate() never proposes NaN today, but limit_step is the last guard before the database
     # and the contract says a factor is always inside [0.25, 2.0].
     assert limit_step(1.2, math.nan, 0.25) == 1.2
@@ -477,8 +476,6 @@ def test_compute_metrics_atr_pct_is_the_last_atr_pct_of_the_candles():
     high, low = close * 1.01, close * 0.99
     times = AS_OF_MS - np.arange(200, 0, -1, dtype=np.int64) * MS_PER_HOUR
     metrics = compute_metrics(_inputs(candle_open_ms=times, high=high, low=low, close=close))
-    from sizing_app.metrics import atr_pct
-
     assert metrics["atr_pct"] == atr_pct(high, low, close, 14)[-1]
     assert metrics["last_close"] == close[-1]
     assert metrics["candle_count"] == 200

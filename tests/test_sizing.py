@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.conf import settings as django_settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +20,6 @@ from sizing_app.models import AppendOnlyError, GlobalPolicy, SizingDecision, Siz
 from sizing_app.signal_generator import size_decide, size_decide_batch, size_for
 from tests.factories import make_override, make_snapshot, make_symbol
 
-IS_POSTGRESQL = "postgresql" in django_settings.DATABASES["default"]["ENGINE"]
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,32}$")
 
 # Multipliers chosen so every step changes the size; the expected size is computed in the same
@@ -194,6 +193,17 @@ def test_expired_override_is_ignored(fresh_snapshot, btc):
     assert row.override_id is None and row.intel_factor == FACTOR
 
 
+def test_override_stops_applying_the_moment_it_expires(fresh_snapshot, btc, monkeypatch):
+    # No write happens between the calls, and the refresh window is wide: expiry is checked at read.
+    monkeypatch.setattr(latest.hot_state, "refresh_seconds", 60.0, raising=False)
+    expires_at = timezone.now() + timedelta(seconds=1)
+    make_override(btc, pinned_factor=0.6, expires_at=expires_at)
+    pinned = size_for("BTCUSDC", GROSS)
+    time.sleep(max(0.0, (expires_at - timezone.now()).total_seconds()) + 0.05)
+    after_expiry = size_for("BTCUSDC", GROSS)
+    assert (pinned, after_expiry) == (stack(GROSS, factor=0.6), stack(GROSS))
+
+
 def test_revoked_override_is_ignored(fresh_snapshot, btc):
     make_override(btc, pinned_factor=0.6, revoked_at=timezone.now())
     assert size_for("BTCUSDC", GROSS) == stack(GROSS)
@@ -322,16 +332,19 @@ def test_duplicate_chain_position_is_refused_by_the_database(fresh_snapshot):
         SizingDecision(**fields).save()  # same (symbol, seq): two writers cannot fork the chain
 
 
-@pytest.mark.skipif(not IS_POSTGRESQL, reason="database-level enforcement is promised on PostgreSQL only")
-@pytest.mark.xfail(strict=True, reason="BUG: no PostgreSQL trigger refuses UPDATE/DELETE on the ledger "
-                                       "(DESIGN.md Ledger: 'on PostgreSQL, by the database')")
 @pytest.mark.parametrize("statement", ["UPDATE sizing_app_sizingdecision SET final_size = 0",
                                        "DELETE FROM sizing_app_sizingdecision",
-                                       "UPDATE sizing_app_sizingsnapshot SET size_factor = 2.0"])
-def test_postgresql_refuses_raw_updates_and_deletes(fresh_snapshot, statement):
+                                       "UPDATE sizing_app_sizingsnapshot SET size_factor = 2.0",
+                                       "DELETE FROM sizing_app_sizingsnapshot"])
+def test_database_refuses_raw_updates_and_deletes(fresh_snapshot, statement):
+    # DESIGN.md Ledger: refused "in the ORM and, on PostgreSQL, by the database" (triggers, migration
+    # 0004, which also guards SQLite). Regression: at 1d89119 no trigger existed and raw SQL succeeded.
     size_for("BTCUSDC", 100.0)
+    before = list(SizingDecision.objects.values_list("final_size", flat=True))
     with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(statement)
+    assert list(SizingDecision.objects.values_list("final_size", flat=True)) == before
+    assert SizingSnapshot.objects.get().size_factor == FACTOR
 
 
 # --- per-process cache -----------------------------------------------------------------------
@@ -375,6 +388,7 @@ MALFORMED_SYMBOLS = [
 INVALID_GROSS = [
     -1, -1.0, -1e-300, -math.inf, math.inf, math.nan, None, True, False, "100", "", [100.0], {"gross": 1},
     complex(1, 0), Decimal("-1"), Decimal("NaN"), Decimal("Infinity"), Decimal("-Infinity"), 10**400,
+    Decimal("sNaN"),  # regression: at e8aa433 float() raised a bare "cannot convert signaling NaN to float"
 ]
 
 invalid_symbols = (
@@ -407,13 +421,6 @@ def test_invalid_gross_target_raises_and_writes_nothing(gross):
     with pytest.raises(ValueError, match="gross_target"):
         size_for("BTCUSDC", gross)
     assert SizingDecision.objects.count() == 0
-
-
-@pytest.mark.xfail(strict=True, reason="BUG: Decimal('sNaN') escapes validate_gross_target's message: float() "
-                                       "raises a bare 'cannot convert signaling NaN to float' (nothing is written)")
-def test_signaling_nan_decimal_gets_a_clear_message():
-    with pytest.raises(ValueError, match="gross_target"):
-        size_for("BTCUSDC", Decimal("sNaN"))
 
 
 @DB_HYPOTHESIS
