@@ -4,18 +4,30 @@ The stack steps and `symbol_size_factor` are module globals looked up at call ti
 and operators can swap one step without touching the rest. Every size is on the ledger.
 """
 from collections.abc import Iterable
+from contextlib import contextmanager
+
+from django.db import InterfaceError, OperationalError
 
 from .intel.persisted import symbol_size_factor
 from .models import SizingDecision
 from .position_sizing import inverse_vol_size, volatility_regime_scale
 from .risk_autotune import size_multiplier
-from .services.decisions import SizingRequest, decision_record, decisions_record
+from .services.decisions import SizingRequest, SizingUnavailable, decision_record, decisions_record
 from .validation import validate_gross_target, validate_symbol, validate_text
 
 __all__ = [
-    "inverse_vol_size", "size_decide", "size_decide_batch", "size_for", "size_multiplier",
+    "SizingUnavailable", "inverse_vol_size", "size_decide", "size_decide_batch", "size_for", "size_multiplier",
     "symbol_size_factor", "volatility_regime_scale",
 ]
+
+
+@contextmanager
+def _fail_closed():
+    """No ledger row, no size: a database outage surfaces as one typed error the engine catches."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise SizingUnavailable(f"sizing is unavailable: the ledger database cannot be reached ({exc})") from exc
 
 
 def _request(symbol, gross_target, order_ref, caller) -> SizingRequest:
@@ -35,7 +47,8 @@ def _request(symbol, gross_target, order_ref, caller) -> SizingRequest:
 
 def size_decide(symbol: str, gross_target: float, *, order_ref: str = "", caller: str = "") -> SizingDecision:
     """Size one order and return its committed ledger row (with the whole breakdown)."""
-    return decision_record(request=_request(symbol, gross_target, order_ref, caller))
+    with _fail_closed():
+        return decision_record(request=_request(symbol, gross_target, order_ref, caller))
 
 
 def size_for(symbol: str, gross_target: float, *, order_ref: str = "", caller: str = "") -> float:
@@ -45,12 +58,14 @@ def size_for(symbol: str, gross_target: float, *, order_ref: str = "", caller: s
       -> symbol intelligence factor (latest persisted snapshot, clamped to [0.25, 2.0]).
 
     Raises ValueError for a malformed symbol or a negative / non-finite / non-number
-    gross_target, before anything is written.
+    gross_target, before anything is written, and SizingUnavailable when the decision
+    cannot be recorded (the database is down): no size is ever handed out unrecorded.
     """
     return size_decide(symbol, gross_target, order_ref=order_ref, caller=caller).final_size
 
 
 def size_decide_batch(orders: Iterable[tuple[str, float, str]], *, caller: str = "") -> list[SizingDecision]:
     """Size many (symbol, gross_target, order_ref) orders in one transaction: all rows or none."""
-    requests = [_request(symbol, gross, order_ref, caller) for symbol, gross, order_ref in orders]
-    return decisions_record(requests=requests)
+    with _fail_closed():
+        requests = [_request(symbol, gross, order_ref, caller) for symbol, gross, order_ref in orders]
+        return decisions_record(requests=requests)

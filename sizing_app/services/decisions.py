@@ -22,6 +22,13 @@ from ..selectors import EffectivePolicy
 CHAIN_RETRIES = 20
 
 
+class SizingUnavailable(RuntimeError):
+    """The ledger could not record the decision, so no size is given: sizing fails closed.
+
+    The engine catches this and decides what to do (retry, skip the order, use its own fallback).
+    """
+
+
 class SizingError(ValueError):
     """A stack step returned something that is not a finite, non-negative multiplier."""
 
