@@ -5,6 +5,7 @@ Nobody edits recorded rows here, superusers included; policy edits go through se
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timezone as dt_timezone
 from typing import Any
 
 from django import forms
@@ -29,8 +30,13 @@ from .services import policy
 admin.site.site_header = "Adaptive sizing administration"
 admin.site.site_title = "Adaptive sizing admin"
 admin.site.index_title = "Ledger, snapshots and policy"
+admin.site.site_url = "/dashboard/"  # "View site" opens the Execution Health Overview
 
 EMPTY = "—"
+
+
+def utc_text(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    return EMPTY if moment is None else moment.astimezone(dt_timezone.utc).strftime(fmt)
 
 
 def number_text(value: Any) -> str:
@@ -60,16 +66,16 @@ def components_table(components: Any, *, score: float | None = None):
     body = format_html_join(
         "", '<tr><th scope="row">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>', rows
     )
-    footer = (
-        format_html('<tfoot><tr><th scope="row">score</th><td colspan="4"></td><td>{}</td></tr></tfoot>',
+    score_row = (
+        format_html('<tr><th scope="row">score</th><td colspan="4"></td><td><strong>{}</strong></td></tr>',
                     number_text(score))
         if score is not None else ""
     )
     return format_html(
         '<table id="components" class="sizing-components"><thead><tr><th>component</th><th>value</th>'
         "<th>sample</th><th>confidence</th><th>weight</th><th>contribution</th></tr></thead>"
-        "<tbody>{}</tbody>{}</table>",
-        body, footer,
+        "<tbody>{}{}</tbody></table>",
+        body, score_row,
     )
 
 
@@ -213,8 +219,8 @@ def factor_band_filter(field_name: str, title: str) -> type[admin.SimpleListFilt
 class SizingDecisionAdmin(CsvExportAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     csv_export = exports.DECISIONS
     list_display = (
-        "created_at", "symbol", "order_ref", "gross_target", "final_size", "applied_factor_display",
-        "intel_factor_display", "mode", "stale", "fallback_reason", "caller", "snapshot_bucket",
+        "created", "symbol", "order_ref", "gross_target", "final_size", "applied_factor_display",
+        "intel_factor_display", "mode_code", "stale", "fallback_reason", "caller", "snapshot_bucket",
     )
     list_select_related = ("snapshot",)
     date_hierarchy = "created_at"
@@ -238,7 +244,15 @@ class SizingDecisionAdmin(CsvExportAdminMixin, ReadOnlyAdminMixin, admin.ModelAd
     readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"])
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("snapshot")
+        return super().get_queryset(request).select_related("snapshot__symbol")
+
+    @admin.display(description="time (UTC)", ordering="created_at")
+    def created(self, decision):
+        return utc_text(decision.created_at)
+
+    @admin.display(description="mode", ordering="mode")
+    def mode_code(self, decision):
+        return decision.mode
 
     @admin.display(description="applied", ordering="applied_factor")
     def applied_factor_display(self, decision):
@@ -251,7 +265,7 @@ class SizingDecisionAdmin(CsvExportAdminMixin, ReadOnlyAdminMixin, admin.ModelAd
     @admin.display(description="snapshot bucket", ordering="snapshot__as_of")
     def snapshot_bucket(self, decision):
         snapshot = decision.snapshot
-        return EMPTY if snapshot is None else f"{snapshot.as_of:%Y-%m-%d %H:%M}"
+        return EMPTY if snapshot is None else utc_text(snapshot.as_of, "%Y-%m-%d %H:%M")
 
     @admin.display(description="override")
     def override_link(self, decision):
@@ -304,8 +318,12 @@ class SizingDecisionAdmin(CsvExportAdminMixin, ReadOnlyAdminMixin, admin.ModelAd
         if decision.snapshot_id is None:
             return "none: neutral factors were used"
         url = reverse(f"{self.admin_site.name}:sizing_app_sizingsnapshot_change", args=[decision.snapshot_id])
-        return format_html('<a href="{}">{}</a> (<a href="{}#components">components</a>)',
-                           url, str(decision.snapshot), url)
+        snapshot = decision.snapshot
+        return format_html(
+            '<a href="{}">{} @ {} UTC, size factor {}</a> (<a href="{}#components">components</a>)',
+            url, snapshot.symbol.name, utc_text(snapshot.as_of, "%Y-%m-%d %H:%M"), number_text(snapshot.size_factor),
+            url,
+        )
 
     @admin.display(description="components")
     def snapshot_components(self, decision):

@@ -60,11 +60,11 @@ class CsvExport:
         """The CSV cells of one `queryset.values(*self.paths)` row."""
         return [cell(values[path], neutralize_formulas=neutralize_formulas) for path in self.paths]
 
-    def rows(self, queryset, *, chunk_size: int = CHUNK_SIZE) -> Iterator[list[str]]:
+    def rows(self, queryset, *, chunk_size: int = CHUNK_SIZE, neutralize_formulas: bool = True) -> Iterator[list[str]]:
         """Rows of a queryset, read `chunk_size` at a time (a server-side cursor on PostgreSQL)."""
         # values() reads only the exported columns and joins only what they name.
         for values in queryset.values(*self.paths).iterator(chunk_size=chunk_size):
-            yield self.row(values)
+            yield self.row(values, neutralize_formulas=neutralize_formulas)
 
 
 def csv_chunks(header: list[str], rows: Iterable[list[str]], *, flush_bytes: int = FLUSH_BYTES) -> Iterator[str]:

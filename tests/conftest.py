@@ -7,6 +7,9 @@ from sizing_app.services.decisions import chain_heads
 
 # Tests read the hot state inline: a background thread cannot see a test's uncommitted rows.
 settings.SIZING_BACKGROUND_REFRESH = False
+# No collectstatic manifest in tests, and a fast hasher: test speed, not production settings.
+settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)

@@ -33,8 +33,10 @@ def _save_with_author(instance, user) -> None:
 
 @transaction.atomic
 def global_mode_set(*, mode: str, user) -> GlobalPolicy:
-    policy, _ = GlobalPolicy.objects.select_for_update().get_or_create(pk=1)
-    policy.mode = _validate_mode(mode, allow_blank=False)
+    mode = _validate_mode(mode, allow_blank=False)
+    # One history row per change, with its author, even for the very first one.
+    policy = GlobalPolicy.objects.select_for_update().filter(pk=1).first() or GlobalPolicy(pk=1)
+    policy.mode = mode
     _save_with_author(policy, user)
     return policy
 
