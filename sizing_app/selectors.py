@@ -64,7 +64,14 @@ def _fill_columns(ids: list[int], start: datetime, end: datetime) -> list[np.nda
             q=as_float("qty"), p=as_float("price"),
             arrival=NaNIfNull(as_float(Coalesce("arrival_price", "order__arrival_price"))),
             maker=as_float(Case(When(is_maker=True, then=Value(1)), default=Value(0))),
-            net_pnl=NaNIfNull(as_float(F("realized_pnl") - fee_in_quote)),
+            # Fees cost equity on every fill, opening ones too; a fill with neither PnL nor a
+            # fee (e.g. imported public trades) says nothing about equity and stays NaN.
+            net_pnl=NaNIfNull(as_float(Case(
+                When(realized_pnl__isnull=False, then=F("realized_pnl") - fee_in_quote),
+                When(Q(fee__gt=0) & (Q(fee_asset="") | Q(symbol__name__endswith=F("fee_asset"))),
+                     then=-fee_in_quote),
+                default=None, output_field=DecimalField(),
+            ))),
         )
         .order_by("symbol_id", "executed_at", "id")
         .values_list("symbol_id", "t", "sign", "q", "p", "arrival", "maker", "net_pnl")

@@ -17,7 +17,8 @@ from sizing_app import selectors
 from sizing_app.intel.persisted import symbol_size_factor
 from sizing_app.models import Candle, Fill, Order, RecomputeRun, SizingSnapshot, Symbol
 from sizing_app.services.demo import (
-    DEMO_SYMBOL_NAMES, DEMO_SYMBOLS, DemoConflictError, demo_reset, demo_seed, demo_symbols_resolve,
+    DEMO_SYMBOL_NAMES, DEMO_SYMBOLS, DemoConflictError, demo_history_buckets, demo_reset, demo_seed,
+    demo_symbols_resolve,
 )
 from sizing_app.services.recompute import bucket_for
 
@@ -211,10 +212,10 @@ def test_whole_catalog_sizes_good_symbols_up_and_poor_ones_down():
     for name, snapshot in latest.items():
         if profiles[name] == "good":
             assert snapshot.size_factor > 1.05, name
-            assert snapshot.fill_rate > 0.9 and snapshot.maker_ratio > 0.55 and snapshot.slippage_bps < 2, name
+            assert snapshot.fill_rate > 0.9 and snapshot.maker_ratio > 0.5 and snapshot.slippage_bps < 2, name
         elif profiles[name] == "poor":
             assert snapshot.size_factor < 0.95, name
-            assert snapshot.fill_rate < 0.8 and snapshot.maker_ratio < 0.25 and snapshot.slippage_bps > 12, name
+            assert snapshot.fill_rate < 0.8 and snapshot.maker_ratio < 0.3 and snapshot.slippage_bps > 12, name
     burst = [spec.name for spec in DEMO_SYMBOLS if spec.ending == "burst"]
     assert all(latest[name].atr_regime_ratio > 1.3 for name in burst)
     # History: one snapshot per symbol per replayed bucket, the factor walking in steps.
@@ -275,3 +276,20 @@ def test_command_prints_summary_and_is_idempotent():
         call_command("seed_demo", *arguments, "--seed", "8", stdout=StringIO())
     with pytest.raises(CommandError, match="ISO"):
         call_command("seed_demo", "--end", "yesterday", stdout=StringIO())
+
+
+def test_ids_grow_with_time():
+    _seed(symbols=[GOOD], history_hours=0)
+    orders = list(Order.objects.filter(symbol__name=GOOD).order_by("client_order_id"))
+    assert [order.submitted_at for order in orders] == sorted(order.submitted_at for order in orders)
+    fills = list(Fill.objects.filter(symbol__name=GOOD).order_by("trade_id"))
+    assert [fill.executed_at for fill in fills] == sorted(fill.executed_at for fill in fills)
+
+
+def test_history_buckets_end_with_the_current_bucket_only_when_end_is_this_hour():
+    now = END + timedelta(minutes=17)
+    assert demo_history_buckets(end=END, hours=3, now=now) == [
+        END - timedelta(hours=2), END - timedelta(hours=1), END, bucket_for(now),
+    ]
+    assert demo_history_buckets(end=END, hours=0, now=now) == [bucket_for(now)]
+    assert demo_history_buckets(end=END, hours=2, now=END + timedelta(days=3)) == [END - timedelta(hours=1), END]

@@ -40,6 +40,7 @@ MONEY_PLACES = Decimal("0.00000001")
 TRIP_NOTIONAL_SHARE = (0.04, 0.12)  # of the capital base, per round trip
 MAX_HOLD_HOURS = 12
 MEAN_REVERSION_PER_HOUR = 1.0 / (7 * 24)
+EXCHANGE_ORDER_ID_BASE = 8_000_000_000
 
 
 @dataclass(frozen=True)
@@ -59,17 +60,17 @@ class ExecutionProfile:
 
 PROFILES = {
     "good": ExecutionProfile(
-        hit_rate=0.64, round_trips_per_day=6, maker_share=0.75, maker_edge_bps=1.5,
+        hit_rate=0.7, round_trips_per_day=8, maker_share=0.8, maker_edge_bps=1.5,
         taker_cost_bps=3.0, taker_cost_sd_bps=2.0, outcome_weights=(0.955, 0.03, 0.01, 0.005),
         fallback_share=0.3,
     ),
     "mixed": ExecutionProfile(
-        hit_rate=0.5, round_trips_per_day=5, maker_share=0.45, maker_edge_bps=1.0,
+        hit_rate=0.55, round_trips_per_day=5, maker_share=0.45, maker_edge_bps=1.0,
         taker_cost_bps=8.0, taker_cost_sd_bps=4.0, outcome_weights=(0.8, 0.1, 0.07, 0.03),
         fallback_share=0.5,
     ),
     "poor": ExecutionProfile(
-        hit_rate=0.38, round_trips_per_day=6, maker_share=0.18, maker_edge_bps=0.5,
+        hit_rate=0.34, round_trips_per_day=6, maker_share=0.12, maker_edge_bps=0.5,
         taker_cost_bps=22.0, taker_cost_sd_bps=6.0, outcome_weights=(0.38, 0.3, 0.25, 0.07),
         fallback_share=0.85,
     ),
@@ -243,15 +244,15 @@ def demo_candles_generate(spec: DemoSymbol, *, end: datetime, hours: int, rng: n
         start = int(rng.integers(0, max(1, hours - 7 * 24 - length)))
         regime[start:start + length] *= rng.uniform(1.8, 2.6)
     if spec.ending == "burst":
-        # A burst of two to three days: the 14-bar ATR jumps while the 168-bar one lags behind.
-        regime[-int(rng.integers(48, 73)):] *= rng.uniform(2.6, 3.4)
+        # A burst of the last two days or so: the 14-bar ATR jumps while the 168-bar one lags.
+        regime[-int(rng.integers(36, 61)):] *= rng.uniform(3.2, 4.0)
     else:
         regime[-96:] *= 0.6
     sigma = spec.hourly_vol * regime
     # Student-t(5) shocks scaled to unit variance: crypto returns have fat tails.
     shocks = rng.standard_t(5, size=hours) / math.sqrt(5.0 / 3.0)
     log_returns = sigma * shocks - 0.5 * sigma**2
-    # A weak pull (one week's half-life scale) toward the catalog price keeps the level
+    # A weak pull (time constant one week) toward the catalog price keeps the level
     # realistic over the whole window while hour-to-hour moves stay a random walk.
     log_price = np.empty(hours)
     level = 0.0
@@ -304,7 +305,6 @@ class _ExecutionSimulator:
         entry_bars = (self.rng.random(trips) * (bars - holds)).astype(int)  # exit bar <= last bar
         entry_offsets = self.rng.uniform(0.0, SUBMIT_WINDOW_SECONDS, size=trips)
         exit_offsets = self.rng.uniform(0.0, SUBMIT_WINDOW_SECONDS, size=trips)
-        # Simulate in time order, so ids grow with time as an exchange's do.
         for index in np.lexsort((entry_offsets, entry_bars)):
             bar = int(entry_bars[index])
             self._round_trip(
@@ -312,6 +312,22 @@ class _ExecutionSimulator:
                 exit_bar=bar + int(holds[index]),
                 exit_at=self.series.open_times[bar + int(holds[index])] + timedelta(seconds=float(exit_offsets[index])),
             )
+        self._renumber()
+
+    def _renumber(self) -> None:
+        """Number orders and fills in time order, as an exchange's ids grow (trips overlap in time)."""
+        self.orders.sort(key=lambda order: (order.submitted_at, order.client_order_id))
+        client_ids = {}
+        for number, order in enumerate(self.orders, start=1):
+            new_id = f"{self.prefix}{number:06d}"
+            client_ids[order.client_order_id] = new_id
+            order.client_order_id = new_id
+            if order.exchange_order_id:
+                order.exchange_order_id = str(EXCHANGE_ORDER_ID_BASE + number)
+        self.fills.sort(key=lambda item: (item[1].executed_at, item[1].trade_id))
+        for number, (_, fill) in enumerate(self.fills, start=1):
+            fill.trade_id = f"{self.prefix}{number:07d}"
+        self.fills = [(client_ids[client_order_id], fill) for client_order_id, fill in self.fills]
 
     def _mid(self, bar: int, at: datetime) -> float:
         elapsed = (at - self.series.open_times[bar]).total_seconds() / 3600.0
@@ -410,7 +426,7 @@ class _ExecutionSimulator:
             closed_at = at + timedelta(seconds=rng.uniform(300.0, 480.0) if passive else 0.2)
         order = Order(
             client_order_id=client_order_id,
-            exchange_order_id="" if status == Order.Status.REJECTED else str(8_000_000_000 + number),
+            exchange_order_id="" if status == Order.Status.REJECTED else str(EXCHANGE_ORDER_ID_BASE + number),
             side=side, liquidity=Order.Liquidity.MAKER if passive else Order.Liquidity.TAKER,
             maker_fallback=fallback, requested_qty=requested, filled_qty=filled,
             arrival_price=_dec(arrival, spec.price_places), limit_price=limit_price, status=status,
@@ -517,7 +533,7 @@ def demo_history_buckets(*, end: datetime, hours: int, now: datetime) -> list[da
     buckets = [end - offset * HOUR for offset in range(hours - 1, -1, -1)]
     if end <= now < end + HOUR:
         current = bucket_for(now)
-        if current > buckets[-1]:
+        if not buckets or current > buckets[-1]:
             buckets.append(current)
     return buckets
 
@@ -558,7 +574,7 @@ def demo_seed(
     Deterministic in (end, days, seed): a second call with the same arguments inserts nothing
     and recomputes only buckets not yet stored. `end` must be timezone-aware and not in the
     future. The snapshot history covers the last `history_hours` hourly buckets, plus the
-    current 5-minute bucket when `end` is the current hour, so the latest factor is fresh;
+    current recompute bucket when `end` is the current hour, so the latest factor is fresh;
     an `end` further back leaves the latest snapshot as old as `end` (stale for sizing).
     """
     if timezone.is_naive(end):
