@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("SIZING_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -205,6 +206,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: no-server filesystem broker by default, Redis in production.
+SIZING_CHUNK_TIME_LIMIT = 180  # hard limit of one recompute chunk (seconds); soft limit 60 s earlier
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
@@ -222,6 +224,11 @@ else:
     # A message unacknowledged for this long is redelivered: keep it far above any task's hard
     # time limit (recompute_chunk: 180 s), or a slow chunk would run twice.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+    if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= SIZING_CHUNK_TIME_LIMIT:
+        raise ImproperlyConfigured(
+            f"CELERY_VISIBILITY_TIMEOUT must exceed the recompute chunk's hard time limit "
+            f"({SIZING_CHUNK_TIME_LIMIT} s), or a running chunk would be delivered twice."
+        )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
 # Defaults for every task; the recompute tasks set tighter limits of their own.

@@ -5,6 +5,7 @@
 from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from .conf import sizing_settings
@@ -12,7 +13,8 @@ from .models import RecomputeRun
 from .services import recompute as service
 
 DISPATCH_SOFT_LIMIT, DISPATCH_HARD_LIMIT = 60, 90
-CHUNK_SOFT_LIMIT, CHUNK_HARD_LIMIT = 120, 180
+CHUNK_HARD_LIMIT = settings.SIZING_CHUNK_TIME_LIMIT  # settings check it against the visibility timeout
+CHUNK_SOFT_LIMIT = CHUNK_HARD_LIMIT - 60
 
 
 @shared_task(name="sizing_app.tasks.recompute", soft_time_limit=DISPATCH_SOFT_LIMIT, time_limit=DISPATCH_HARD_LIMIT)

@@ -54,7 +54,8 @@ def unknown_celery_settings(names) -> list[str]:
             key = name[len(NAMESPACE):].lower()
             if key not in known:
                 close = difflib.get_close_matches(key, known, n=1)
-                problems.append(f"{name}: unknown to Celery" + (f" (meant {NAMESPACE}{close[0].upper()}?)" if close else ""))
+                hint = f" (meant {NAMESPACE}{close[0].upper()}?)" if close else ""
+                problems.append(f"{name}: unknown to Celery{hint}")
         elif difflib.SequenceMatcher(None, name[:len(NAMESPACE)], NAMESPACE).ratio() >= 0.8:
             problems.append(f"{name}: does not start with {NAMESPACE}, so Celery never reads it")
     return problems

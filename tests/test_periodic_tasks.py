@@ -53,7 +53,7 @@ def test_creates_every_declared_entry():
         assert task.expire_seconds == entry.expire_seconds
         assert task.enabled is True
         assert task.crontab is None and task.solar is None and task.clocked is None
-        assert f"created: {entry.name} every {entry.every_seconds} s" in output
+        assert f"created: {entry.name} (every {entry.every_seconds} seconds)" in output
 
 
 def test_recompute_entry_fires_the_dispatcher_as_beat_every_interval():
@@ -74,7 +74,7 @@ def test_running_twice_changes_nothing():
     before = table_state()
     output = sync()
     assert table_state() == before
-    assert f"updated: {RECOMPUTE} every 60 s" in output
+    assert f"updated: {RECOMPUTE} (every 60 seconds)" in output
     assert "created" not in output and "deleted" not in output
 
 
@@ -154,3 +154,13 @@ def test_a_failed_sync_changes_nothing(settings, monkeypatch):
     with pytest.raises(TypeError):
         sync("--reset-schedule")
     assert table_state() == before
+
+
+def test_a_new_declared_interval_replaces_one_nobody_edited(settings):
+    settings.SIZING_RECOMPUTE_SECONDS = 60
+    call_command("setup_periodic_tasks", stdout=io.StringIO())
+    settings.SIZING_RECOMPUTE_SECONDS = 120
+    settings.SIZING_MAX_AGE_SECONDS = 360
+    call_command("setup_periodic_tasks", stdout=io.StringIO())
+    task = PeriodicTask.objects.get(name=RECOMPUTE)
+    assert (task.interval.every, task.interval.period) == (120, IntervalSchedule.SECONDS)

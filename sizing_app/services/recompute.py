@@ -121,8 +121,8 @@ def chunk_recompute(*, run_id: int, chunk_index: int, symbol_ids: list[int]) -> 
     False. Killed before the commit, the chunk leaves no trace and its redelivery redoes it.
     """
     run = RecomputeRun.objects.get(pk=run_id)
-    if chunk_index in run.chunks_done:
-        return False
+    if run.status != RecomputeRun.Status.RUNNING or chunk_index in run.chunks_done:
+        return False  # recorded already, or the run was closed (abandoned) while this waited
     symbols = list(Symbol.objects.filter(pk__in=symbol_ids).order_by("pk"))
     try:
         snapshots, errors = _evaluate_chunk(symbols, run.as_of, run_id)
@@ -132,7 +132,7 @@ def chunk_recompute(*, run_id: int, chunk_index: int, symbol_ids: list[int]) -> 
         errors = {symbol.name: f"chunk failed: {type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT] for symbol in symbols}
     with transaction.atomic():
         run = RecomputeRun.objects.select_for_update().get(pk=run_id)
-        if chunk_index in run.chunks_done:
+        if run.status != RecomputeRun.Status.RUNNING or chunk_index in run.chunks_done:
             return False
         # ignore_conflicts: the first writer of a (symbol, bucket) wins, later ones change nothing.
         SizingSnapshot.objects.bulk_create(snapshots, ignore_conflicts=True, batch_size=500)

@@ -1,13 +1,15 @@
 """Real processes for the integration tests: Celery workers and beats on the test database.
 
 Each test session gets a private SIZING_VAR_DIR (so a private filesystem broker queue) or, when
-CELERY_BROKER_URL names Redis, a dedicated Redis database flushed before and after. The worker
-reaches pytest-django's test database through DATABASE_URL; SQLite's test database is moved from
-memory to a file so another process can open it. Every wait is bounded and every process group
-is killed in teardown.
+CELERY_BROKER_URL names Redis, a dedicated Redis database (SIZING_TEST_REDIS_DB, default 15)
+flushed before and after; this process is pointed at the same broker. Workers reach
+pytest-django's test database through DATABASE_URL: SQLite's test database is moved from memory
+to a file, PostgreSQL's gets a per-session name. Every wait is bounded (WAIT_SECONDS) and every
+process group is SIGKILLed in teardown. SIZING_TEST_KEEP_LOGS=1 keeps the processes' logs.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -20,11 +22,14 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from django.db import connections
+from django.apps import apps
+from django.db import connection, connections, transaction
 from django.utils import timezone
+from kombu.exceptions import ChannelError
 
 from project.celery import app
 
@@ -52,12 +57,17 @@ def service_unavailable(reason: str) -> None:
 def session_dir() -> Path:
     global _session_dir
     if _session_dir is None:
-        _session_dir = Path(tempfile.mkdtemp(prefix="sizing-integration-"))
+        # Memory-backed when available: SQLite's fsyncs dominate migrating the test database.
+        shm = Path("/dev/shm")
+        parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+        _session_dir = Path(tempfile.mkdtemp(prefix="sizing-integration-", dir=parent))
     return _session_dir
 
 
 def pytest_collection_finish(session):
-    """Put SQLite's test database in a file when integration tests are about to run.
+    """Give the test database a name other processes can open, when integration tests will run.
+
+    SQLite's test database moves from memory to a file; PostgreSQL's gets a per-session name.
 
     Done here rather than in a `django_db_modify_db_settings` override because the test database
     is created once per session, by whichever test needs it first, often one outside this folder.
@@ -65,12 +75,21 @@ def pytest_collection_finish(session):
     if not any(Path(str(item.path)).is_relative_to(HERE) for item in session.items):
         return
     database = connections["default"].settings_dict
+    test_settings = database.setdefault("TEST", {})
     if database["ENGINE"] == "django.db.backends.sqlite3":
-        database.setdefault("TEST", {})["NAME"] = str(session_dir() / "test.sqlite3")
+        test_settings["NAME"] = str(session_dir() / "test.sqlite3")
+    elif not test_settings.get("NAME"):
+        # Another session on the same server would drop and recreate the shared default name
+        # (test_postgres) under this session's workers.
+        test_settings["NAME"] = f"test_{database['NAME']}_{os.getpid()}"
 
 
 def pytest_unconfigure(config):
-    if _session_dir is not None:
+    if _session_dir is None:
+        return
+    if os.environ.get("SIZING_TEST_KEEP_LOGS"):
+        print(f"\nintegration logs and database kept in {_session_dir}")
+    else:
         shutil.rmtree(_session_dir, ignore_errors=True)
 
 
@@ -106,6 +125,10 @@ def required_services():
             ).close()
         except psycopg.Error as exc:
             service_unavailable(f"PostgreSQL asked for by DATABASE_URL is unreachable: {exc}")
+    configured = os.environ.get("CELERY_BROKER_URL", "")
+    if configured and not configured.startswith(("filesystem://", "redis://", "rediss://")):
+        service_unavailable(f"integration tests run on the filesystem broker or Redis, "
+                            f"not {configured.split('://')[0]}://")
     url = _redis_url()
     if url:
         import redis
@@ -150,28 +173,22 @@ class CeleryProcess:
     def log_tail(self, lines: int = 40) -> str:
         return f"--- {self.name} (pid {self.pid}) log tail ---\n" + "\n".join(self.log().splitlines()[-lines:])
 
-    def kill_group(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group: the main process and every pool child."""
+    def kill(self) -> None:
+        """SIGKILL the whole process group (main process and pool children), then reap it.
+
+        Only idle or deliberately doomed processes are stopped, so no warm shutdown is needed;
+        it would cost seconds per process on the polling filesystem transport.
+        """
         try:
-            os.killpg(self.pid, sig)
+            os.killpg(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        if sig == signal.SIGKILL:
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-
-    def stop(self, timeout: float = 15) -> None:
-        """Warm shutdown (finish what is running), then SIGKILL whatever is left of the group."""
-        if self.alive():
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        self.kill_group(signal.SIGKILL)
-        self._log_file.close()
+        try:
+            self.popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        if not self._log_file.closed:
+            self._log_file.close()
 
 
 def wait_for(condition: Callable[[], object], *, what: str, timeout: float = WAIT_SECONDS, interval: float = 0.25,
@@ -190,6 +207,21 @@ def wait_for(condition: Callable[[], object], *, what: str, timeout: float = WAI
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n"
                                  + "\n".join(process.log_tail() for process in processes))
         time.sleep(interval)
+
+
+def _override_conf(**values) -> None:
+    """Override Celery settings in this process; None removes the override.
+
+    The app reads Django's CELERY_ settings, and a namespaced key wins over a plain one, so
+    `app.conf.broker_url = ...` would be silently shadowed: override the namespaced key.
+    """
+    for key, value in values.items():
+        namespaced = f"CELERY_{key.upper()}"
+        if value is None:
+            app.conf.changes.pop(namespaced, None)
+        else:
+            app.conf[namespaced] = value
+    _reset_broker_connections()
 
 
 def _reset_broker_connections() -> None:
@@ -247,11 +279,14 @@ class Stack:
 
     def queued(self, queue: str = QUEUE) -> int:
         with app.connection_for_write() as connection:
-            return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
+            try:
+                return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
+            except ChannelError:  # Redis has no key for an empty queue: "no queue", so nothing queued
+                return 0
 
-    def stop_all(self) -> None:
+    def kill_all(self) -> None:
         for process in self.processes:
-            process.stop(timeout=5)
+            process.kill()
 
 
 class Worker:
@@ -295,27 +330,35 @@ class Worker:
         return bool(active.get(self.hostname) or reserved.get(self.hostname))
 
     def wait_idle(self, timeout: float = WAIT_SECONDS) -> None:
-        """Until nothing is queued or running: a late task must not write into the next test."""
-        quiet_polls = []
-
+        """Until nothing is queued, reserved or running: a late task must not write into the next test."""
         def settled():
-            quiet_polls.append(self.stack.queued() == 0 and not self.busy())
-            return len(quiet_polls) >= 2 and all(quiet_polls[-2:])
+            return self.stack.queued() == 0 and not self.busy() and self.stack.queued() == 0
 
         wait_for(settled, what=f"worker {self.hostname} to go idle", timeout=timeout, interval=0.5,
                  processes=(self.process,))
 
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-
     def kill(self) -> None:
         if self.process is not None:
-            self.process.kill_group(signal.SIGKILL)
+            self.process.kill()
+
+
+def _wait_until_only_this_process_uses_the_database(timeout: float = 15) -> None:
+    """PostgreSQL ends a killed client's session a moment later; until then DROP DATABASE fails."""
+    if connection.vendor != "postgresql":
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND pid <> pg_backend_pid()")
+            (others,) = cursor.fetchone()
+        if others == 0:
+            return
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="package")
-def stack(django_db_setup):
+def stack(django_db_setup, django_db_blocker):
     """The session's Celery environment; the test process sends through the same broker."""
     redis_url = _redis_url()
     stack = Stack(session_dir(), database_url=_test_database_url(), redis_url=redis_url)
@@ -324,34 +367,34 @@ def stack(django_db_setup):
         assert broker_url.startswith("filesystem://"), broker_url
         assert Path(transport_options["data_folder_in"]).is_relative_to(stack.var_dir), transport_options
         transport_options.setdefault("control_folder", str(stack.var_dir / "control"))
-    saved = {"env": os.environ.get("CELERY_BROKER_URL"), "url": app.conf.broker_url,
-             "options": app.conf.broker_transport_options}
+        # This process waits for replies (ping, inspect) by polling the folder: poll briskly.
+        transport_options["polling_interval"] = 0.1
+    saved_env = os.environ.get("CELERY_BROKER_URL")
     if redis_url:
         os.environ["CELERY_BROKER_URL"] = redis_url  # Celery reads this variable before its settings
-    app.conf.broker_url = broker_url
-    app.conf.broker_transport_options = transport_options
-    _reset_broker_connections()
+    _override_conf(broker_url=broker_url, broker_transport_options=transport_options)
+    assert app.connection_for_write().transport_options == transport_options, "override not in effect"
     try:
         yield stack
     finally:
-        stack.stop_all()
-        if saved["env"] is None:
+        stack.kill_all()
+        with django_db_blocker.unblock():
+            _wait_until_only_this_process_uses_the_database()
+        if saved_env is None:
             os.environ.pop("CELERY_BROKER_URL", None)
         else:
-            os.environ["CELERY_BROKER_URL"] = saved["env"]
-        app.conf.broker_url = saved["url"]
-        app.conf.broker_transport_options = saved["options"]
-        _reset_broker_connections()
+            os.environ["CELERY_BROKER_URL"] = saved_env
+        _override_conf(broker_url=None, broker_transport_options=None)
         if redis_url:
             _flush_redis(redis_url)
 
 
 @pytest.fixture(scope="package")
 def celery_worker(stack):
-    """The standard worker: `celery -A project worker --concurrency 2 --pool prefork`."""
-    worker = Worker(stack).start()
+    """The standard worker, `celery -A project worker --concurrency 2 --pool prefork`: started on first use."""
+    worker = Worker(stack)
     yield worker
-    worker.stop()
+    worker.kill()  # idle by now: the `worker` fixture drained it after each test
 
 
 @pytest.fixture()
@@ -361,6 +404,34 @@ def worker(celery_worker):
     yield celery_worker
     if celery_worker.alive():
         celery_worker.wait_idle()
+
+
+@pytest.fixture(autouse=True)
+def empty_append_only_tables():
+    """Empty the ledger tables before pytest-django flushes the database after each test.
+
+    On SQLite migration 0004 guards them with BEFORE DELETE triggers, and flush empties tables
+    with DELETE, so it would fail on the snapshots the worker wrote. PostgreSQL flushes with
+    TRUNCATE, which the guard deliberately lets through. Lift, delete, restore: one transaction.
+    """
+    yield
+    if connection.vendor != "sqlite":
+        return
+    try:
+        guards = importlib.import_module("sizing_app.migrations.0004_append_only_triggers")
+    except ModuleNotFoundError:
+        return
+
+    def execute(sql, params=None):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+    editor = SimpleNamespace(connection=connection, quote_name=connection.ops.quote_name, execute=execute)
+    with transaction.atomic():
+        guards.remove_guards(apps, editor)
+        for table in guards.append_only_tables(apps):  # decisions before the snapshots they point to
+            execute(f"DELETE FROM {connection.ops.quote_name(table)}")
+        guards.install_guards(apps, editor)
 
 
 @pytest.fixture(autouse=True)
@@ -386,7 +457,7 @@ def beats(stack, worker):
 
     yield start
     for process in started:
-        process.stop(timeout=5)
+        process.kill()
     if worker.alive():
         worker.wait_idle()
 

@@ -8,6 +8,21 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from ...schedule import SCHEDULE_PREFIX, declared_entries
 
 
+DECLARED_MARK = "synced from code; declared interval (s): "
+
+
+def _unchanged_since_last_sync(task: PeriodicTask) -> bool:
+    """True when the stored interval is still the one this command last wrote."""
+    if not task.description.startswith(DECLARED_MARK) or task.interval is None:
+        return False
+    declared = task.description[len(DECLARED_MARK):]
+    seconds = task.interval.every * {
+        IntervalSchedule.SECONDS: 1, IntervalSchedule.MINUTES: 60, IntervalSchedule.HOURS: 3600,
+        IntervalSchedule.DAYS: 86400,
+    }.get(task.interval.period, 0)
+    return declared.isdigit() and int(declared) == seconds
+
+
 class Command(BaseCommand):
     help = (
         "Create or update the declared periodic tasks and delete ours that the code no longer declares. "
@@ -29,15 +44,16 @@ class Command(BaseCommand):
             created = task is None
             if created:
                 task = PeriodicTask(name=entry.name, interval=interval)
-            elif reset_schedule:
+            elif reset_schedule or _unchanged_since_last_sync(task):
+                # Follow the code (e.g. a new SIZING_RECOMPUTE_SECONDS) unless an admin edited it.
                 task.interval = interval
+            task.description = f"{DECLARED_MARK}{entry.every_seconds}"
             task.task = entry.task
             task.kwargs = json.dumps(entry.kwargs, sort_keys=True)
             task.expire_seconds = entry.expire_seconds
             task.enabled = True if created else task.enabled
             task.save()
-            every = task.interval.every if task.interval else entry.every_seconds
-            self.stdout.write(f"{'created' if created else 'updated'}: {entry.name} every {every} s")
+            self.stdout.write(f"{'created' if created else 'updated'}: {entry.name} ({task.interval})")
         names = {entry.name for entry in declared}
         stale = PeriodicTask.objects.filter(name__startswith=SCHEDULE_PREFIX).exclude(name__in=names)
         for task in stale:
