@@ -1,6 +1,7 @@
 """Importers for users' own market data and fills: pure parsers plus the services that write them.
 
-`candles_import` and `fills_import` (in `.services`) are re-exported lazily so the parsers stay importable without Django.
+`candles_import` and `fills_import` (in `.services`) are re-exported lazily, so the parsers stay
+importable without Django.
 """
 
 __all__ = ["ImportReport", "candles_import", "fills_import"]

@@ -1,15 +1,20 @@
 """Candle file parsers: Binance public kline CSV and freqtrade candle JSON, plain or gzipped.
 
-Each yields a CandleRow per valid bar or a RowError per bad one; BarSeries adds the cross-row rules.
+They yield CandleBlocks (columns of valid bars) and RowErrors (bad rows); BarSeries adds the cross-row rules.
 """
 from __future__ import annotations
 
+import gzip
+import io
 import math
 import re
+import zlib
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from .rows import (
     EARLIEST_US,
@@ -24,7 +29,7 @@ from .rows import (
     now_us,
     time_problem,
 )
-from .sources import iter_json_array, iter_lines, sniff
+from .sources import corrupt_error, iter_json_array, open_binary, sniff, undecodable_error
 
 BINANCE_CSV = "binance-csv"
 FREQTRADE_JSON = "freqtrade-json"
@@ -38,6 +43,51 @@ FREQTRADE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 _PRICE_NAMES = ("open", "high", "low", "close")
 _HEADER_FIELD = re.compile(r"[A-Za-z_][A-Za-z_ ]*")
 _INF = math.inf
+CHUNK_BYTES = 4 << 20  # ~30,000 kline rows per block
+JSON_BLOCK_ROWS = 5_000
+_NEWLINE, _COMMA = ord("\n"), ord(",")
+_MAX_EXACT_FLOAT_INT = 2**53
+
+
+@dataclass
+class CandleBlock:
+    """Valid bars in file order, as columns. raw(i) gives row i's text exactly as in the file."""
+
+    lines: np.ndarray  # int64 line numbers (JSON: line where the element starts)
+    open_time_us: np.ndarray  # int64
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    raw: Callable[[int], str]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def row(self, index: int) -> CandleRow:
+        return CandleRow(
+            int(self.lines[index]), int(self.open_time_us[index]), float(self.open[index]), float(self.high[index]),
+            float(self.low[index]), float(self.close[index]), float(self.volume[index]), self.raw(index),
+        )
+
+    def select(self, keep: np.ndarray) -> CandleBlock:
+        """The bars where `keep` is True (raw() keeps pointing at the right rows)."""
+        positions = np.flatnonzero(keep)
+        return CandleBlock(
+            self.lines[keep], self.open_time_us[keep], self.open[keep], self.high[keep], self.low[keep],
+            self.close[keep], self.volume[keep], lambda index, raw=self.raw: raw(int(positions[index])),
+        )
+
+    @classmethod
+    def from_rows(cls, rows: list[CandleRow]) -> CandleBlock:
+        columns = list(zip(*rows)) if rows else [()] * 8
+        raws = list(columns[7])
+        return cls(
+            np.array(columns[0], dtype=np.int64), np.array(columns[1], dtype=np.int64),
+            *(np.array(columns[index], dtype=np.float64) for index in range(2, 7)),
+            raw=raws.__getitem__,
+        )
 
 
 def detect_candle_format(path: Path) -> str:
@@ -53,13 +103,27 @@ def detect_candle_format(path: Path) -> str:
     )
 
 
-def parse_candles(path: Path, fmt: str, *, current_us: int | None = None) -> Iterator[CandleRow | RowError]:
+def parse_candles(path: Path, fmt: str, *, current_us: int | None = None) -> Iterator[CandleBlock | RowError]:
     current_us = now_us() if current_us is None else current_us
     if fmt == BINANCE_CSV:
-        return parse_binance_klines(iter_lines(path), current_us=current_us)
+        return parse_binance_klines(path, current_us=current_us)
     if fmt == FREQTRADE_JSON:
         return parse_freqtrade_candles(iter_json_array(path), current_us=current_us)
     raise ValueError(f"unknown candle format {fmt!r}; expected one of {', '.join(CANDLE_FORMATS)}")
+
+
+def candle_rows(items: Iterable[CandleBlock | RowError]) -> Iterator[CandleRow | RowError]:
+    """Flatten parser output to one CandleRow or RowError per row, in line order (for tests and tools)."""
+    out: list[CandleRow | RowError] = []
+    for item in items:
+        if isinstance(item, RowError):
+            out.append(item)
+        else:
+            out.extend(item.row(index) for index in range(len(item)))
+    return iter(sorted(out, key=lambda entry: entry.line))
+
+
+# --- row rules ---------------------------------------------------------------------------------------------------
 
 
 def candle_problems(open_time_us: int, prices: tuple[float, float, float, float], volume: float,
@@ -100,6 +164,12 @@ def _checked_bar(line: int, open_time: int, open_: float, high: float, low: floa
     return RowError(line, "; ".join(problems), raw)
 
 
+def _valid_mask(open_time_us, open_, high, low, close, volume, latest_us: int) -> np.ndarray:
+    """The vectorized twin of _checked_bar's fast test."""
+    return ((open_time_us >= EARLIEST_US) & (open_time_us <= latest_us) & (low > 0) & (low <= open_)
+            & (open_ <= high) & (high < _INF) & (low <= close) & (close <= high) & (volume >= 0) & (volume < _INF))
+
+
 def _float_fields(names: tuple[str, ...], texts) -> list[float]:
     values = []
     for name, text in zip(names, texts):
@@ -110,79 +180,222 @@ def _float_fields(names: tuple[str, ...], texts) -> list[float]:
     return values
 
 
-def parse_binance_klines(lines, *, current_us: int) -> Iterator[CandleRow | RowError]:
+def _csv_timestamp(text: str) -> int:
+    """An epoch integer; integral decimals such as '1672531200000.0' are accepted like the fast path does."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if math.isfinite(value) and value.is_integer() and abs(value) < _MAX_EXACT_FLOAT_INT:
+        return int(value)
+    raise RowProblem(f"open_time {text!r} is not an integer (epoch ms or us)")
+
+
+# --- Binance kline CSV -------------------------------------------------------------------------------------------
+
+
+def _binary_chunks(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(number of the chunk's first line, complete UTF-8-checked lines ending in a newline), BOM removed."""
+    path = Path(path)
+    line, offset, pending = 1, 0, b""
+    compressed = False
+    try:
+        with open_binary(path) as handle:
+            compressed = not isinstance(handle, io.BufferedReader)
+            first = True
+            while True:
+                block = handle.read(CHUNK_BYTES)
+                if first:
+                    first = False
+                    if not block:
+                        raise FileError("empty file (0 bytes)")
+                    if block.startswith(b"\xef\xbb\xbf"):
+                        block, offset = block[3:], 3
+                data = pending + block if pending else block
+                if not block:
+                    if data:
+                        yield from _checked_chunk(data + b"\n", line, offset, compressed)
+                    return
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    pending = data
+                    continue
+                chunk, pending = data[:cut], data[cut:]
+                yield from _checked_chunk(chunk, line, offset, compressed)
+                line += chunk.count(b"\n")
+                offset += len(chunk)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise corrupt_error(path, exc) from None
+
+
+def _checked_chunk(chunk: bytes, line: int, offset: int, compressed: bool) -> Iterator[tuple[int, bytes]]:
+    try:
+        chunk.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad_line = line + chunk.count(b"\n", 0, exc.start)
+        raise undecodable_error(chunk, exc, offset, bad_line, compressed) from None
+    yield line, chunk
+
+
+def parse_binance_klines(path: Path, *, current_us: int) -> Iterator[CandleBlock | RowError]:
     """Binance kline CSV (data.binance.vision): 12 columns, optional header row, ms or us open_time.
 
     Only open_time and OHLCV are kept (the Candle model has no column for the rest); close_time
-    is not checked, since halted bars legitimately close early.
+    is not checked, since halted bars legitimately close early. Whole chunks are parsed by numpy;
+    a chunk with any irregular row goes through the per-row parser, which names each problem.
     """
     latest_us = current_us + FUTURE_SLACK_US
+    header_checked = False
+    for first_line, chunk in _binary_chunks(path):
+        if not header_checked:
+            first_line, chunk, header_checked = _skip_header(first_line, chunk)
+            if not chunk:
+                continue
+        block = _fast_block(chunk, first_line, latest_us)
+        if block is not None:
+            yield block
+            continue
+        rows: list[CandleRow] = []
+        for item in _parse_kline_lines(_numbered_lines(chunk, first_line), current_us=current_us):
+            if isinstance(item, RowError):
+                yield item
+            else:
+                rows.append(item)
+        if rows:
+            yield CandleBlock.from_rows(rows)
+
+
+def _numbered_lines(chunk: bytes, first_line: int) -> Iterator[tuple[int, str]]:
+    for index, text in enumerate(chunk.decode("utf-8").split("\n")[:-1]):
+        yield first_line + index, text + "\n"
+
+
+def _skip_header(first_line: int, chunk: bytes) -> tuple[int, bytes, bool]:
+    """Drop leading blank lines and a header row; (first line left, rest of chunk, whether content was seen)."""
+    position = 0
+    while position < len(chunk):
+        end = chunk.index(b"\n", position) + 1
+        text = chunk[position:end].decode("utf-8").rstrip("\r\n")
+        if text.strip():
+            fields = text.split(",")
+            if _HEADER_FIELD.fullmatch(fields[0].strip()):
+                if len(fields) != len(BINANCE_COLUMNS):
+                    raise FileError(
+                        f"line {first_line}: the header has {len(fields)} columns; a Binance kline file has "
+                        f"{len(BINANCE_COLUMNS)} ({','.join(BINANCE_COLUMNS)})"
+                    )
+                return first_line + 1, chunk[end:], True
+            return first_line, chunk[position:], True
+        position, first_line = end, first_line + 1
+    return first_line, b"", False
+
+
+def _fast_block(chunk: bytes, first_line: int, latest_us: int) -> CandleBlock | None:
+    """Parse a chunk of complete lines with numpy; None if any line is irregular (wrong column count,
+    blank, unparsable or invalid), so the per-row parser can say exactly what is wrong."""
+    buffer = np.frombuffer(chunk, dtype=np.uint8)
+    newlines = np.flatnonzero(buffer == _NEWLINE)
+    count = len(newlines)
+    commas = np.flatnonzero(buffer == _COMMA)
+    expected = len(BINANCE_COLUMNS) - 1
+    if count == 0 or len(commas) != expected * count:
+        return None
+    starts = np.empty(count, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = newlines[:-1] + 1
+    grid = commas.reshape(count, expected)
+    # Each line's own 11 commas lie inside it, and the total is 11 per line: so every line has exactly 12 fields.
+    if not ((grid[:, 0] > starts) & (grid[:, -1] < newlines)).all():
+        return None
+    try:
+        values = np.loadtxt(io.StringIO(chunk.decode("utf-8")), delimiter=",", usecols=range(6),
+                            dtype=np.float64, comments=None, ndmin=2)
+    except ValueError:
+        return None
+    if values.shape[0] != count:
+        return None
+    stamps = values[:, 0]
+    if not ((stamps == np.trunc(stamps)) & (np.abs(stamps) < _MAX_EXACT_FLOAT_INT)).all():
+        return None
+    stamps = stamps.astype(np.int64)
+    open_time_us = np.where(stamps >= MICROSECONDS_FROM, stamps, stamps * 1000)
+    open_, high, low, close, volume = (np.ascontiguousarray(values[:, index]) for index in range(1, 6))
+    if not _valid_mask(open_time_us, open_, high, low, close, volume, latest_us).all():
+        return None
+
+    def raw(index: int) -> str:
+        return chunk[starts[index]:newlines[index] + 1].decode("utf-8")
+
+    lines = np.arange(first_line, first_line + count, dtype=np.int64)
+    return CandleBlock(lines, open_time_us, open_, high, low, close, volume, raw)
+
+
+def _parse_kline_lines(lines: Iterable[tuple[int, str]], *, current_us: int) -> Iterator[CandleRow | RowError]:
+    """The per-row parser: one CandleRow or RowError per non-blank line (no header here)."""
+    latest_us = current_us + FUTURE_SLACK_US
     expected = len(BINANCE_COLUMNS)
-    seen_content = False
     for number, raw in lines:
         text = raw.rstrip("\r\n")
         fields = text.split(",")
-        if not seen_content:
-            if not text.strip():
-                continue
-            seen_content = True
-            if _HEADER_FIELD.fullmatch(fields[0].strip()):
-                if len(fields) != expected:
-                    raise FileError(
-                        f"line {number}: the header has {len(fields)} columns; a Binance kline file has "
-                        f"{expected} ({','.join(BINANCE_COLUMNS)})"
-                    )
-                continue
         if len(fields) != expected:
             if not text.strip():
-                continue  # blank lines (typically a trailing one) carry no row
+                continue  # blank lines carry no row
             yield RowError(number, f"expected {expected} columns, got {len(fields)}", raw)
             continue
         try:
-            open_time = int(fields[0])
-        except ValueError:
-            yield RowError(number, f"open_time {fields[0]!r} is not an integer (epoch ms or us)", raw)
-            continue
-        try:
-            open_, high, low, close, volume = (
-                float(fields[1]), float(fields[2]), float(fields[3]), float(fields[4]), float(fields[5])
-            )
-        except ValueError:
-            try:
-                _float_fields(BINANCE_COLUMNS[1:6], fields[1:6])
-            except RowProblem as problem:
-                yield RowError(number, str(problem), raw)
+            open_time = _csv_timestamp(fields[0])
+            open_, high, low, close, volume = _float_fields(BINANCE_COLUMNS[1:6], fields[1:6])
+        except RowProblem as problem:
+            yield RowError(number, str(problem), raw)
             continue
         yield _checked_bar(number, open_time, open_, high, low, close, volume, raw, latest_us, current_us,
                            "open_time")
 
 
-def parse_freqtrade_candles(elements, *, current_us: int) -> Iterator[CandleRow | RowError]:
+# --- freqtrade JSON ----------------------------------------------------------------------------------------------
+
+
+def parse_freqtrade_candles(elements, *, current_us: int) -> Iterator[CandleBlock | RowError]:
     """freqtrade candle JSON: [[timestamp_ms, open, high, low, close, volume], ...]."""
     latest_us = current_us + FUTURE_SLACK_US
     expected = len(FREQTRADE_COLUMNS)
-    for number, value, raw in elements:
+    rows: list[CandleRow] = []
+    for number, element, value, raw in elements:
         if not isinstance(value, list):
-            yield RowError(number, f"expected a list [{', '.join(FREQTRADE_COLUMNS)}], got {type(value).__name__}",
-                           raw)
+            yield RowError(
+                number, f"expected a list [{', '.join(FREQTRADE_COLUMNS)}], got {type(value).__name__}", raw, element
+            )
             continue
         if len(value) != expected:
-            yield RowError(number, f"expected {expected} columns, got {len(value)}", raw)
+            yield RowError(number, f"expected {expected} columns, got {len(value)}", raw, element)
             continue
         try:
             open_time = integer_timestamp(value[0], "timestamp")
-            if any(isinstance(item, bool) or item is None for item in value[1:]):
-                bad = next(
-                    (name, item) for name, item in zip(FREQTRADE_COLUMNS[1:], value[1:])
-                    if isinstance(item, bool) or item is None
-                )
-                raise RowProblem(f"{bad[0]} {bad[1]!r} is not a number")
+            for name, item in zip(FREQTRADE_COLUMNS[1:], value[1:]):
+                if isinstance(item, bool) or item is None:
+                    raise RowProblem(f"{name} {item!r} is not a number")
             open_, high, low, close, volume = _float_fields(FREQTRADE_COLUMNS[1:], value[1:])
         except RowProblem as problem:
-            yield RowError(number, str(problem), raw)
+            yield RowError(number, str(problem), raw, element)
             continue
-        yield _checked_bar(number, open_time, open_, high, low, close, volume, raw, latest_us, current_us,
-                           "timestamp")
+        item = _checked_bar(number, open_time, open_, high, low, close, volume, raw, latest_us, current_us,
+                            "timestamp")
+        if isinstance(item, RowError):
+            yield RowError(item.line, item.reason, item.raw, element)
+            continue
+        rows.append(item)
+        if len(rows) >= JSON_BLOCK_ROWS:
+            yield CandleBlock.from_rows(rows)
+            rows = []
+    if rows:
+        yield CandleBlock.from_rows(rows)
+
+
+# --- cross-row rules ---------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -193,15 +406,16 @@ class Gap:
 
     def __str__(self) -> str:
         bars = "bar" if self.missing_bars == 1 else "bars"
-        return f"{self.missing_bars} missing {bars} after {format_us(self.after_us)} (next bar {format_us(self.next_us)})"
+        return (f"{self.missing_bars} missing {bars} after {format_us(self.after_us)} "
+                f"(next bar {format_us(self.next_us)})")
 
 
 @dataclass
 class BarSeries:
     """Cross-row rules for one file's bars: duplicate open times (errors), gaps and spacing (warnings).
 
-    Keys are kept in compact arrays; a lookup set is built only if the file turns out not to be
-    in ascending order, so a sorted million-row file costs 16 MB, not a dict of a million ints.
+    Open times are kept in a compact array; a lookup dict is built only if the file turns out not
+    to be in ascending order, so a sorted million-row file costs 16 MB, not a dict of a million ints.
     """
 
     interval_us: int | None
@@ -211,9 +425,27 @@ class BarSeries:
     _last: int = -(2**63)
     zero_volume: int = 0
 
-    def add(self, row: CandleRow) -> int | None:
-        """Record a bar; return the line of an earlier bar with the same open time, else None."""
-        moment = row.open_time_us
+    def add_block(self, block: CandleBlock) -> list[tuple[int, int]]:
+        """Record a block's bars; return (index in block, line of the earlier bar) for each duplicate."""
+        times = block.open_time_us
+        if not len(times):
+            return []
+        if self._first_line is None and int(times[0]) > self._last and bool((times[1:] > times[:-1]).all()):
+            self._times.frombytes(times.astype(np.int64).tobytes())
+            self._lines.frombytes(block.lines.astype(np.int64).tobytes())
+            self._last = int(times[-1])
+            self.zero_volume += int(np.count_nonzero(block.volume == 0))
+            return []
+        duplicates = []
+        for index, (moment, line, volume) in enumerate(
+            zip(times.tolist(), block.lines.tolist(), block.volume.tolist())
+        ):
+            earlier = self._add(moment, line, volume)
+            if earlier is not None:
+                duplicates.append((index, earlier))
+        return duplicates
+
+    def _add(self, moment: int, line: int, volume: float) -> int | None:
         if moment > self._last:
             self._last = moment
         else:
@@ -223,10 +455,10 @@ class BarSeries:
             if earlier is not None:
                 return earlier
         if self._first_line is not None:
-            self._first_line[moment] = row.line
+            self._first_line[moment] = line
         self._times.append(moment)
-        self._lines.append(row.line)
-        if row.volume == 0:
+        self._lines.append(line)
+        if volume == 0:
             self.zero_volume += 1
         return None
 
@@ -239,25 +471,26 @@ class BarSeries:
 
     @property
     def first_us(self) -> int | None:
-        return min(self._times) if self._times else None
+        return int(np.frombuffer(self._times, dtype=np.int64).min()) if self._times else None
 
     @property
     def last_us(self) -> int | None:
-        return max(self._times) if self._times else None
+        return int(np.frombuffer(self._times, dtype=np.int64).max()) if self._times else None
 
-    def spacing(self) -> tuple[list[Gap], int]:
-        """(gaps, number of bars closer to their predecessor than one interval)."""
+    def spacing(self) -> tuple[list[Gap], int, tuple[int, int] | None]:
+        """(gaps, number of bars closer to their predecessor than one interval, the first such pair)."""
         if self.interval_us is None or len(self._times) < 2:
-            return [], 0
-        times = self._times if self.in_order else array("q", sorted(self._times))
-        gaps, too_close = [], 0
+            return [], 0, None
+        times = np.frombuffer(self._times, dtype=np.int64)
+        if not self.in_order:
+            times = np.sort(times)
+        distances = np.diff(times)
         step = self.interval_us
-        previous = times[0]
-        for moment in times[1:]:
-            distance = moment - previous
-            if distance > step:
-                gaps.append(Gap(previous, moment, -(-distance // step) - 1))
-            elif distance < step:
-                too_close += 1
-            previous = moment
-        return gaps, too_close
+        gap_at = np.flatnonzero(distances > step)
+        gaps = [
+            Gap(int(times[index]), int(times[index + 1]), int(-(-int(distances[index]) // step) - 1))
+            for index in gap_at
+        ]
+        close_at = np.flatnonzero(distances < step)
+        example = (int(times[close_at[0]]), int(times[close_at[0] + 1])) if close_at.size else None
+        return gaps, int(close_at.size), example

@@ -67,8 +67,8 @@ def detect_fill_format(path: Path, first_element=None) -> str:
 
 
 def detect_json_fill_format(path: Path) -> str:
-    for _, value, _ in iter_json_array(path, parse_float=json_decimal):
-        return _json_format_of(value)
+    for entry in iter_json_array(path, parse_float=json_decimal):
+        return _json_format_of(entry.value)
     raise FileError("the JSON array is empty: no fills")
 
 
@@ -111,11 +111,11 @@ def parse_fills(path: Path, fmt: str, *, symbol: str | None = None,
 
 
 def _parse_json(elements, convert, symbol: str | None, current_us: int) -> Iterator[FillRow | RowError]:
-    for number, value, raw in elements:
+    for number, element, value, raw in elements:
         try:
             yield convert(number, value, raw, symbol, current_us)
         except RowProblem as problem:
-            yield RowError(number, str(problem), raw)
+            yield RowError(number, str(problem), raw, element)
 
 
 def _text(value, name: str, limit: int, *, required: bool = True) -> str:

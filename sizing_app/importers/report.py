@@ -70,7 +70,7 @@ class ImportReport:
             f"{self.name} ({self.format}) -> {target}: {outcome}; {self.rows_read} {unit} read, "
             f"{self.inserted} inserted, {self.unchanged} already present, {len(self.errors)} rejected"
         )
-        if self.seconds > 0:
+        if self.seconds > 0 and self.committed:
             text += f" in {self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s)"
         return text
 

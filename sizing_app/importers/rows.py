@@ -37,14 +37,19 @@ class FileError(Exception):
 
 @dataclass(frozen=True)
 class RowError:
-    """One rejected row: where it is (line number in the file), why, and its text exactly as read."""
+    """One rejected row: where it is (line number in the file), why, and its text exactly as read.
+
+    element: the 1-based position in a JSON array, which locates rows of one-line JSON files.
+    """
 
     line: int
     reason: str
     raw: str
+    element: int | None = None
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
+        where = f"line {self.line}" if self.element is None else f"line {self.line}, element {self.element}"
+        return f"{where}: {self.reason}"
 
 
 class CandleRow(NamedTuple):
@@ -159,11 +164,11 @@ def money(value, name: str, *, positive: bool = False) -> Decimal:
         raise RowProblem(f"{name} must be a number, got {value!r}")
     if not number.is_finite():
         raise RowProblem(f"{name} is not finite ({value})")
+    if abs(number) >= _MONEY_LIMIT:
+        raise RowProblem(f"{name} {value} is too large (at most {MONEY_INTEGER_DIGITS} digits before the point)")
     exact = number.quantize(_MONEY_STEP, context=_WIDE)
     if exact != number:
         raise RowProblem(f"{name} {value} has more than {MONEY_DECIMAL_PLACES} decimal places")
-    if abs(exact) >= _MONEY_LIMIT:
-        raise RowProblem(f"{name} {value} is too large (at most {MONEY_INTEGER_DIGITS} digits before the point)")
     if positive and exact <= 0:
         raise RowProblem(f"non-positive {name} {value}")
     return exact + 0  # "+ 0" turns -0 into 0 so equal values compare and print alike

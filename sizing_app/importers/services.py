@@ -10,17 +10,26 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Max, Min, Q
 
 from ..metrics import bars_per_year
 from ..models import Candle, Fill, Order, Symbol
 from ..validation import validate_symbol
-from .candle_parsers import BINANCE_CSV, CANDLE_FORMATS, BarSeries, detect_candle_format, parse_candles
+from .candle_parsers import (
+    BINANCE_CSV,
+    CANDLE_FORMATS,
+    BarSeries,
+    CandleBlock,
+    detect_candle_format,
+    parse_candles,
+)
 from .fill_parsers import FILL_FORMATS, PROJECT_CSV, detect_fill_format, parse_fills
 from .report import ImportReport
 from .rows import (
@@ -42,6 +51,7 @@ MAX_INTERVAL_LENGTH = Candle._meta.get_field("interval").max_length
 _MONTH_INTERVAL = re.compile(r"[0-9]+M")
 # SQLite keeps DecimalField values as 64-bit floats, so stored money is only exact to ~15 digits there.
 _SQLITE_MONEY_RTOL = 1e-14
+_SQLITE_MONEY_DIGITS = 15
 
 Progress = Callable[[int, int | None], None]
 
@@ -61,7 +71,7 @@ def _interval_us(interval: str) -> int | None:
 
 
 def _reject_paths(path: Path, reject_dir: str | Path | None, fmt: str) -> tuple[Path, Path]:
-    """Where --skip-invalid writes the rejected rows and the summary; checked before anything is imported."""
+    """Where --skip-invalid writes the rejected rows and the summary (FileError if it cannot)."""
     directory = Path(reject_dir) if reject_dir else path.parent
     if not directory.is_dir():
         raise FileError(f"reject directory {directory} does not exist")
@@ -121,17 +131,18 @@ def _run(report: ImportReport, path: Path, fmt: str, skip_invalid: bool, reject_
          body: Callable[[], None]) -> ImportReport:
     """Run one file's import in its own transaction; roll back on bad rows or a file-level error."""
     started = time.perf_counter()
+    targets = None
     try:
-        targets = _reject_paths(path, reject_dir, fmt) if skip_invalid else None
         with transaction.atomic():
             body()
             if report.rows_read == 0:
                 raise FileError("no data rows (empty file or only a header)")
             if report.errors and not skip_invalid:
                 raise _Rollback
+            if report.errors:
+                # Checked before committing: good rows are only kept if the bad ones can be written out.
+                targets = _reject_paths(path, reject_dir, fmt)
         report.committed = True
-        if report.errors and targets:
-            _write_rejects(report, path, fmt, targets)
     except _Rollback:
         pass
     except FileError as exc:
@@ -144,6 +155,8 @@ def _run(report: ImportReport, path: Path, fmt: str, skip_invalid: bool, reject_
         report.linked_orders = 0
         report.created_symbols = []
     report.seconds = time.perf_counter() - started
+    if report.committed and report.errors and targets:
+        _write_rejects(report, path, fmt, targets)
     return report
 
 
@@ -200,98 +213,165 @@ class _CandleWriter:
         self.skip_invalid = skip_invalid
         self.progress = progress
         self.total = total
-        self.write = self._copy if _is_postgresql() else self._bulk_create
+        self.copy = _CopyStream(Candle, self.FIELDS) if _is_postgresql() else None
+        self.write = self._copy if self.copy else self._insert_many
+        self.stored_range = self._stored_range()
 
-    def run(self, rows: Iterable[CandleRow | RowError]) -> None:
-        report, series, errors = self.report, self.series, self.report.errors
-        batch: list[CandleRow] = []
-        read = 0
-        for item in rows:
-            read += 1
-            if type(item) is RowError:
-                errors.append(item)
-                continue
-            earlier = series.add(item)
-            if earlier is not None:
-                errors.append(RowError(
-                    item.line, f"duplicate open_time {format_us(item.open_time_us)} (first on line {earlier})", item.raw
-                ))
-                continue
-            batch.append(item)
-            if len(batch) >= BATCH_SIZE:
-                report.rows_read = read
-                self._flush(batch)
-                batch = []
-        report.rows_read = read
-        self._flush(batch)
+    def run(self, items: Iterable[CandleBlock | RowError]) -> None:
+        try:
+            self._run(items)
+        except BaseException as error:
+            if self.copy:
+                self.copy.abort(error)
+            raise
+        if self.copy:
+            self.copy.close()
         self._finish()
+
+    def _run(self, items: Iterable[CandleBlock | RowError]) -> None:
+        report, errors = self.report, self.report.errors
+        for item in items:
+            if isinstance(item, RowError):
+                errors.append(item)
+                report.rows_read += 1
+                continue
+            report.rows_read += len(item)
+            keep = np.ones(len(item), dtype=bool)
+            for index, earlier in self.series.add_block(item):
+                keep[index] = False
+                errors.append(RowError(
+                    int(item.lines[index]),
+                    f"duplicate open_time {format_us(int(item.open_time_us[index]))} (first on line {earlier})",
+                    item.raw(index),
+                ))
+            self._flush(item if keep.all() else item.select(keep))
 
     def _finish(self) -> None:
         report, series = self.report, self.series
         report.first_us, report.last_us = series.first_us, series.last_us
         report.zero_volume = series.zero_volume
-        report.gaps, report.too_close = series.spacing()
+        report.gaps, report.too_close, example = series.spacing()
         report.missing_bars = sum(gap.missing_bars for gap in report.gaps)
         report.out_of_order = not series.in_order
-        if report.too_close:
-            report.warnings.append(
-                f"{report.too_close} bar(s) closer than one {self.interval} interval to the previous bar: "
-                "is --interval right?"
+        if example:
+            # Bars of one interval cannot be closer than that interval: the file is another interval's data.
+            raise FileError(
+                f"{report.too_close} bar(s) are closer together than the {self.interval} interval (e.g. "
+                f"{format_us(example[0])} and {format_us(example[1])}): is --interval right?"
             )
         if report.out_of_order:
             report.warnings.append("bars are not in ascending time order (imported all the same)")
         if self.progress:
             self.progress(report.rows_read, report.rows_read)
 
-    def _stored(self, batch: list[CandleRow]) -> dict[int, tuple]:
-        low = min(row.open_time_us for row in batch)
-        high = max(row.open_time_us for row in batch)
+    def _series(self):
+        return Candle.objects.filter(symbol=self.symbol, interval=self.interval)
+
+    def _stored_range(self) -> tuple[int, int] | None:
+        """First and last stored open time of the series (None when empty), read once per file."""
+        bounds = self._series().aggregate(first=Min("open_time"), last=Max("open_time"))
+        if bounds["first"] is None:
+            return None
+        return datetime_to_us(bounds["first"]), datetime_to_us(bounds["last"])
+
+    def _stored(self, block: CandleBlock) -> dict[int, tuple]:
+        """Bars already stored in the block's time range (one indexed range query)."""
+        low, high = int(block.open_time_us.min()), int(block.open_time_us.max())
+        if self.stored_range is None or high < self.stored_range[0] or low > self.stored_range[1]:
+            return {}  # the common case (new data after the stored bars): nothing to compare, no query
+        if self.copy:
+            self.copy.close()  # the connection cannot run a query while a COPY is open
         stored = Candle.objects.filter(
             symbol=self.symbol, interval=self.interval,
             open_time__gte=us_to_datetime(low), open_time__lte=us_to_datetime(high),
         ).values_list("open_time", "open", "high", "low", "close", "volume")
         return {datetime_to_us(moment): tuple(values) for moment, *values in stored}
 
-    def _flush(self, batch: list[CandleRow]) -> None:
-        if not batch:
+    def _flush(self, block: CandleBlock) -> None:
+        if not len(block):
             return
         report = self.report
-        stored = self._stored(batch)
-        new = batch
+        stored = self._stored(block)
         if stored:
-            new = []
-            for row in batch:
-                existing = stored.get(row.open_time_us)
-                if existing is None:
-                    new.append(row)
-                elif existing == (row.open, row.high, row.low, row.close, row.volume):
+            keep = ~np.isin(block.open_time_us, np.fromiter(stored, dtype=np.int64, count=len(stored)))
+            for index in np.flatnonzero(~keep).tolist():
+                row = block.row(index)
+                existing = stored[row.open_time_us]
+                if existing == (row.open, row.high, row.low, row.close, row.volume):
                     report.unchanged += 1
                 else:
                     report.errors.append(RowError(row.line, _candle_conflict(row, existing), row.raw))
+            block = block.select(keep)
         # After the first bad row the file will be rolled back (unless skipping): keep checking, stop writing.
-        if new and (self.skip_invalid or not report.errors):
-            self.write(new)
-            report.inserted += len(new)
+        if len(block) and (self.skip_invalid or not report.errors):
+            self.write(block)
+            report.inserted += len(block)
         if self.progress:
             self.progress(report.rows_read, self.total)
 
-    def _bulk_create(self, rows: list[CandleRow]) -> None:
-        symbol_id, interval = self.symbol.pk, self.interval
-        Candle.objects.bulk_create([
-            Candle(symbol_id=symbol_id, interval=interval, open_time=us_to_datetime(row.open_time_us),
-                   open=row.open, high=row.high, low=row.low, close=row.close, volume=row.volume)
-            for row in rows
-        ])
-
-    def _copy(self, rows: list[CandleRow]) -> None:
-        # Binary COPY of a fixed-width record built by numpy: no per-row Python formatting and no
-        # datetime objects, several times faster than multi-row INSERTs. Conflicts were excluded above.
+    def _insert_many(self, block: CandleBlock) -> None:
+        # One prepared INSERT run over the block (executemany): the ORM's bulk_create would build a
+        # model instance per bar and stay under SQLite's 999-parameter limit, ~10x slower here.
+        # open_time goes through the field's own adaptation, so rows are stored exactly as the ORM would.
         quote = connection.ops.quote_name
         meta = Candle._meta
         columns = ", ".join(quote(meta.get_field(name).column) for name in self.FIELDS)
+        placeholders = ", ".join(["%s"] * len(self.FIELDS))
+        sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"
+        prepare_time = partial(meta.get_field("open_time").get_db_prep_save, connection=connection)
+        symbol_id, interval = self.symbol.pk, self.interval
+        rows = [
+            (symbol_id, interval, prepare_time(us_to_datetime(moment)), open_, high, low, close, volume)
+            for moment, open_, high, low, close, volume in zip(
+                block.open_time_us.tolist(), block.open.tolist(), block.high.tolist(), block.low.tolist(),
+                block.close.tolist(), block.volume.tolist(),
+            )
+        ]
         with connection.cursor() as cursor:
-            with cursor.copy(f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.write(binary_copy_candles(self.symbol.pk, self.interval, rows))
+            cursor.executemany(sql, rows)
+
+    def _copy(self, block: CandleBlock) -> None:
+        self.copy.write(binary_copy_rows(self.symbol.pk, self.interval, block))
+
+
+class _CopyStream:
+    """One PostgreSQL binary COPY kept open across blocks, fed by psycopg's queued writer thread.
+
+    Binary COPY of numpy-built records needs no per-row Python formatting and no datetime
+    objects, and the writer thread lets the server ingest one block while the next is parsed.
+    """
+
+    def __init__(self, model, fields: tuple[str, ...]):
+        quote = connection.ops.quote_name
+        meta = model._meta
+        columns = ", ".join(quote(meta.get_field(name).column) for name in fields)
+        self.sql = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN (FORMAT BINARY)"
+        self._stack: ExitStack | None = None
+        self._copy = None
+
+    def write(self, data: bytes) -> None:
+        if self._copy is None:
+            from psycopg.copy import QueuedLibpqWriter
+
+            stack = ExitStack()
+            cursor = stack.enter_context(connection.cursor())
+            self._copy = stack.enter_context(cursor.copy(self.sql, writer=QueuedLibpqWriter(cursor.cursor)))
+            self._stack = stack
+            self._copy.write(_PG_COPY_HEADER)
+        self._copy.write(data)
+
+    def close(self) -> None:
+        """Finish the COPY and wait until the server has stored every row."""
+        if self._copy is not None:
+            self._copy.write(_PG_COPY_TRAILER)
+            stack, self._stack, self._copy = self._stack, None, None
+            stack.close()
+
+    def abort(self, error: BaseException) -> None:
+        """Cancel an open COPY because `error` is propagating; the transaction then rolls back."""
+        if self._copy is not None:
+            stack, self._stack, self._copy = self._stack, None, None
+            stack.__exit__(type(error), error, error.__traceback__)
 
 
 _PG_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
@@ -299,28 +379,25 @@ _PG_COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
 _PG_EPOCH_OFFSET_US = 946_684_800_000_000  # PostgreSQL timestamps count microseconds from 2000-01-01
 
 
-def binary_copy_candles(symbol_id: int, interval: str, rows: list[CandleRow]) -> bytes:
-    """PostgreSQL binary COPY data for (symbol_id, interval, open_time, open, high, low, close, volume)."""
+def binary_copy_rows(symbol_id: int, interval: str, block: CandleBlock) -> bytes:
+    """Binary COPY tuples (no header or trailer) for (symbol_id, interval, open_time, OHLCV)."""
     label = interval.encode("utf-8")
+    prices = ("open", "high", "low", "close", "volume")
     record = np.dtype([
         ("fields", ">i2"),
         ("symbol_len", ">i4"), ("symbol", ">i8"),
         ("interval_len", ">i4"), ("interval", f"S{len(label)}"),
         ("time_len", ">i4"), ("time", ">i8"),
-        *[(part, dtype) for name in ("open", "high", "low", "close", "volume")
-          for part, dtype in ((f"{name}_len", ">i4"), (name, ">f8"))],
+        *[(part, dtype) for name in prices for part, dtype in ((f"{name}_len", ">i4"), (name, ">f8"))],
     ])
-    columns = list(zip(*rows))
-    data = np.empty(len(rows), dtype=record)
-    data["fields"] = 8
+    data = np.empty(len(block), dtype=record)
+    data["fields"] = len(_CandleWriter.FIELDS)
     data["symbol_len"], data["symbol"] = 8, symbol_id
     data["interval_len"], data["interval"] = len(label), label
-    data["time_len"] = 8
-    data["time"] = np.array(columns[1], dtype=np.int64) - _PG_EPOCH_OFFSET_US
-    for index, name in enumerate(("open", "high", "low", "close", "volume"), start=2):
-        data[f"{name}_len"] = 8
-        data[name] = np.array(columns[index], dtype=np.float64)
-    return _PG_COPY_HEADER + data.tobytes() + _PG_COPY_TRAILER
+    data["time_len"], data["time"] = 8, block.open_time_us - _PG_EPOCH_OFFSET_US
+    for name in prices:
+        data[f"{name}_len"], data[name] = 8, getattr(block, name)
+    return data.tobytes()
 
 
 def _candle_conflict(row: CandleRow, existing: tuple) -> str:
@@ -383,6 +460,7 @@ class _FillWriter:
         self.symbols: dict[str, Symbol] = {}
         self.first_line: dict[tuple[str, str], int] = {}
         self.approximate_money = connection.vendor == "sqlite"
+        self.inexact_money = 0
 
     def run(self, rows: Iterable[FillRow | RowError]) -> None:
         report, errors = self.report, self.report.errors
@@ -394,13 +472,19 @@ class _FillWriter:
                 errors.append(item)
                 continue
             key = (item.symbol, item.trade_id)
-            earlier = self.first_line.setdefault(key, item.line)
-            if earlier != item.line:
-                errors.append(RowError(
-                    item.line, f"duplicate trade id {item.trade_id} for {item.symbol} (first on line {earlier})", item.raw
-                ))
+            earlier = self.first_line.get(key)
+            if earlier is None:
+                self.first_line[key] = item.line
+            else:
+                reason = f"duplicate trade id {item.trade_id} for {item.symbol} (first on line {earlier})"
+                errors.append(RowError(item.line, reason, item.raw))
                 continue
             batch.append(item)
+            if self.approximate_money:
+                self.inexact_money += sum(
+                    1 for value in (item.qty, item.price, item.fee, item.realized_pnl, item.arrival_price)
+                    if value is not None and _significant_digits(value) > _SQLITE_MONEY_DIGITS
+                )
             if report.first_us is None or item.executed_at_us < report.first_us:
                 report.first_us = item.executed_at_us
             if report.last_us is None or item.executed_at_us > report.last_us:
@@ -412,6 +496,11 @@ class _FillWriter:
         report.rows_read = read
         self._flush(batch)
         report.symbol = ",".join(sorted({symbol for symbol, _ in self.first_line})) or report.symbol
+        if self.inexact_money:
+            report.warnings.append(
+                f"{self.inexact_money} money value(s) have more than {_SQLITE_MONEY_DIGITS} significant digits; "
+                f"SQLite keeps only about {_SQLITE_MONEY_DIGITS} (PostgreSQL stores them exactly)"
+            )
         if self.progress:
             self.progress(report.rows_read, report.rows_read)
 
@@ -512,6 +601,11 @@ class _FillWriter:
         if stored == new:
             return True
         return self.approximate_money and math.isclose(float(stored), float(new), rel_tol=_SQLITE_MONEY_RTOL)
+
+
+def _significant_digits(value: Decimal) -> int:
+    digits = value.normalize().as_tuple().digits
+    return len(digits) if any(digits) else 0
 
 
 def _plain(value) -> str:

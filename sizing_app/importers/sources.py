@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from .rows import FileError
 
@@ -38,7 +38,9 @@ def open_binary(path: Path) -> BinaryIO:
     return open(path, "rb")
 
 
-def _undecodable(raw: bytes, exc: UnicodeDecodeError, offset: int, line: int | None, compressed: bool) -> FileError:
+def undecodable_error(
+    raw: bytes, exc: UnicodeDecodeError, offset: int, line: int | None, compressed: bool
+) -> FileError:
     where = f"byte offset {offset + exc.start}" + (" of the decompressed data" if compressed else "")
     line_text = f" (line {line})" if line is not None else ""
     return FileError(
@@ -47,7 +49,7 @@ def _undecodable(raw: bytes, exc: UnicodeDecodeError, offset: int, line: int | N
     )
 
 
-def _corrupt(path: Path, exc: Exception) -> FileError:
+def corrupt_error(path: Path, exc: Exception) -> FileError:
     return FileError(f"{path}: corrupt or truncated gzip data ({exc})")
 
 
@@ -63,13 +65,13 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    raise _undecodable(raw, exc, offset, number, compressed) from None
+                    raise undecodable_error(raw, exc, offset, number, compressed) from None
                 if number == 1 and text.startswith(UTF8_BOM):
                     text = text[1:]
                 offset += len(raw)
                 yield number, text
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise _corrupt(path, exc) from None
+        raise corrupt_error(path, exc) from None
     if number == 0:
         raise FileError("empty file (0 bytes)")
 
@@ -81,14 +83,14 @@ def read_text(path: Path) -> str:
         with open_binary(path) as handle:
             data = handle.read()
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise _corrupt(path, exc) from None
+        raise corrupt_error(path, exc) from None
     if not data:
         raise FileError("empty file (0 bytes)")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise _undecodable(data, exc, 0, line, is_gzip(path)) from None
+        raise undecodable_error(data, exc, 0, line, is_gzip(path)) from None
     return text[1:] if text.startswith(UTF8_BOM) else text
 
 
@@ -104,7 +106,7 @@ def sniff(path: Path) -> str:
                     break
                 head = more
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise _corrupt(path, exc) from None
+        raise corrupt_error(path, exc) from None
     if not head:
         raise FileError("empty file (0 bytes)")
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
@@ -129,10 +131,15 @@ def _reject_constant(name: str) -> float:
     return float(name.replace("-Infinity", "-inf").replace("Infinity", "inf"))
 
 
-def iter_json_array(
-    path: Path, *, parse_float: Callable[[str], Any] = float
-) -> Iterator[tuple[int, Any, str]]:
-    """(line number, value, raw text) for each element of a top-level JSON array.
+class JsonElement(NamedTuple):
+    line: int  # where the element starts
+    element: int  # 1-based position in the array
+    value: Any
+    raw: str  # the element's text exactly as in the file
+
+
+def iter_json_array(path: Path, *, parse_float: Callable[[str], Any] = float) -> Iterator[JsonElement]:
+    """Each element of a top-level JSON array, with its line, position and exact text.
 
     Elements are decoded one at a time, so each keeps the line it starts on and its exact text
     (a reject file then holds the rejected elements untouched). FileError on syntax errors.
@@ -145,7 +152,7 @@ def iter_json_array(
     if text[position] != "[":
         raise FileError(_syntax("expected a JSON array starting with '['", text, position))
     position = _BLANK.match(text, position + 1).end()
-    line, counted_to = 1, 0
+    line, counted_to, element = 1, 0, 0
     if position < len(text) and text[position] == "]":
         _expect_end(text, position + 1)
         return
@@ -156,7 +163,8 @@ def iter_json_array(
             raise FileError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
         line += text.count("\n", counted_to, position)
         counted_to = position
-        yield line, value, text[position:end]
+        element += 1
+        yield JsonElement(line, element, value, text[position:end])
         position = _BLANK.match(text, end).end()
         if position >= len(text):
             raise FileError(_syntax("the JSON array is not closed (truncated file?)", text, position))

@@ -17,7 +17,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+", metavar="PATH", help="candle files to import")
-        parser.add_argument("--symbol", required=True, help="symbol the bars belong to, e.g. BTCUSDT (created if missing)")
+        parser.add_argument("--symbol", required=True,
+                            help="symbol the bars belong to, e.g. BTCUSDT (created if missing)")
         parser.add_argument("--interval", required=True, help="bar interval, e.g. 1m, 5m, 1h, 1d")
         parser.add_argument("--format", dest="fmt", choices=CANDLE_FORMATS, default=None,
                             help="file format (default: detected from the content)")
