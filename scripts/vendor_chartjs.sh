@@ -10,5 +10,6 @@ trap 'rm -rf "$work"' EXIT
 (cd "$work" && npm pack "chart.js@$VERSION" --silent >/dev/null)
 echo "$SHA256  $work/chart.js-$VERSION.tgz" | sha256sum --check --quiet
 tar -xzf "$work/chart.js-$VERSION.tgz" -C "$work"
-cp "$work/package/dist/chart.umd.min.js" "$work/package/LICENSE.md" static/vendor/chartjs/
+cp "$work/package/dist/chart.umd.min.js" "$work/package/dist/chart.umd.min.js.map" \
+   "$work/package/LICENSE.md" static/vendor/chartjs/
 echo "static/vendor/chartjs/ now holds Chart.js $VERSION"
