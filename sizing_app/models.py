@@ -269,7 +269,10 @@ class SizingSnapshot(AppendOnlyModel):
         constraints = [
             models.UniqueConstraint(fields=["symbol", "as_of"], name="snapshot_unique_bucket"),
         ]
-        indexes = [models.Index(fields=["symbol", "-as_of"], name="snapshot_symbol_latest")]
+        indexes = [
+            models.Index(fields=["symbol", "-as_of"], name="snapshot_symbol_latest"),
+            models.Index(fields=["-as_of", "-id"], name="snapshot_as_of_id"),  # history across symbols
+        ]
         get_latest_by = "as_of"
 
     def __str__(self):
@@ -351,6 +354,7 @@ class SizingDecision(AppendOnlyModel):
             # IntegrityError and retries on the new head, so the chain never forks.
             models.UniqueConstraint(fields=["symbol", "seq"], name="decision_chain_seq"),
         ]
+        indexes = [models.Index(fields=["-created_at", "-id"], name="decision_created_id")]  # cursor pages
         ordering = ["-created_at", "-id"]
 
     def __str__(self):

@@ -47,6 +47,15 @@ token_cache = TokenCache()
 class CachedTokenAuthentication(TokenAuthentication):
     """`Authorization: Token <key>`, served from token_cache when seen within the last few seconds."""
 
+    def authenticate(self, request):
+        # Fast path for the engine's hot loop: a well-formed header whose key is cached.
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if header.startswith("Token ") and header.count(" ") == 1:
+            cached = token_cache.get(header[6:])
+            if cached is not None:
+                return cached
+        return super().authenticate(request)
+
     def authenticate_credentials(self, key):
         if not _TOKEN_RE.fullmatch(key):
             raise AuthenticationFailed("Invalid token.")

@@ -67,6 +67,8 @@ def exception_handler(exc, context):
     if response is None:
         return None  # a bug: Django logs it and handler500 answers JSON
     detail = exc.detail if isinstance(exc, exceptions.APIException) else None
+    if isinstance(detail, list) and len(detail) == 1 and isinstance(detail[0], str):
+        detail = detail[0]  # ValidationError("one message"): no field to name
     if isinstance(detail, str):
         message, details = str(detail), None
     else:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 
@@ -15,7 +16,18 @@ from ..models import SYMBOL_PATTERN
 SYMBOL_EXAMPLE = "BTCUSDC"
 
 
-class SymbolField(serializers.CharField):
+class StrictCharField(serializers.CharField):
+    """A JSON string: DRF's CharField would turn 7 or true into "7" or "True"."""
+
+    default_error_messages = {"not_a_string": "Must be a JSON string, not {type}."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string", type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+class SymbolField(StrictCharField):
     """A symbol name ("BTCUSDC"): 2-32 upper-case letters or digits. Existence is checked by the view."""
 
     def __init__(self, **kwargs):
@@ -27,7 +39,7 @@ class SymbolField(serializers.CharField):
         )
 
 
-class TextField(serializers.CharField):
+class TextField(StrictCharField):
     """Free text without control characters (they have no place in references and reasons)."""
 
     def __init__(self, *, multiline: bool = False, **kwargs):
@@ -60,6 +72,31 @@ class FiniteFloatField(serializers.FloatField):
         if not math.isfinite(value):
             self.fail("invalid")
         return super().to_internal_value(value)
+
+
+MONEY_PATTERN = r"^-?[0-9]{1,18}(\.[0-9]{1,12})?$"
+_MONEY_RE = re.compile(MONEY_PATTERN)
+
+
+@extend_schema_field({
+    "oneOf": [{"type": "string", "pattern": MONEY_PATTERN}, {"type": "number"}],
+    "description": 'Exact decimal: a string such as "0.000123" (preferred) or a JSON number; '
+                   "at most 18 integer digits and 12 decimal places, never rounded.",
+})
+class MoneyField(serializers.DecimalField):
+    """A decimal with the money columns' precision (30 digits, 12 places); extra places are refused."""
+
+    default_error_messages = {"format": "Must be a decimal string like \"12.5\" or a JSON number."}
+
+    def __init__(self, **kwargs):
+        super().__init__(max_digits=30, decimal_places=12, **kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (str, int, float, Decimal)):
+            self.fail("format")
+        if isinstance(data, str) and not _MONEY_RE.fullmatch(data):
+            self.fail("format")
+        return super().to_internal_value(data)
 
 
 @extend_schema_field(OpenApiTypes.DATETIME)

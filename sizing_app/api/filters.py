@@ -9,7 +9,16 @@ from django import forms
 from ..models import SYMBOL_PATTERN, Mode, RecomputeRun, SizingDecision, SizingSnapshot
 
 
-class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+class NonBlankMixin:
+    """`?until=` (present but empty) is an error, not "no filter": only a missing parameter means that."""
+
+    def clean(self, value):
+        if value == "":
+            raise forms.ValidationError("Empty value: give one or leave the parameter out.")
+        return super().clean(value)
+
+
+class UtcIsoDateTimeField(NonBlankMixin, django_filters.fields.IsoDateTimeField):
     def clean(self, value):
         moment = super().clean(value)
         if moment is None:
@@ -31,6 +40,29 @@ class SymbolFilter(django_filters.CharFilter):
         kwargs.setdefault("regex", SYMBOL_PATTERN)
         kwargs.setdefault("help_text", "Symbol name, e.g. BTCUSDC.")
         super().__init__(*args, **kwargs)
+
+
+class NonBlankChoiceField(NonBlankMixin, django_filters.fields.ChoiceField):
+    pass
+
+
+class NonBlankChoiceFilter(django_filters.ChoiceFilter):
+    field_class = NonBlankChoiceField
+
+
+class StrictBooleanField(NonBlankMixin, forms.Field):
+    """Only "true" or "false": Django's NullBooleanField would silently ignore "stale=maybe"."""
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        if value not in ("true", "false"):
+            raise forms.ValidationError('Use "true" or "false".')
+        return value == "true"
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
 
 
 def _since(field: str):
@@ -57,8 +89,8 @@ class DecisionFilter(django_filters.FilterSet):
     symbol = SymbolFilter(field_name="symbol")
     since = _since("created_at")
     until = _until("created_at")
-    mode = django_filters.ChoiceFilter(choices=Mode.choices)
-    stale = django_filters.BooleanFilter(help_text="true or false.")
+    mode = NonBlankChoiceFilter(choices=Mode.choices)
+    stale = StrictBooleanFilter(help_text="true or false.")
     order_ref = django_filters.CharFilter(max_length=128, help_text="Exact order reference.")
 
     class Meta:
@@ -67,7 +99,7 @@ class DecisionFilter(django_filters.FilterSet):
 
 
 class RunFilter(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=RecomputeRun.Status.choices)
+    status = NonBlankChoiceFilter(choices=RecomputeRun.Status.choices)
     since = _since("started_at")
     until = _until("started_at")
 

@@ -14,7 +14,8 @@ from django.utils import timezone
 from ..metrics import bars_per_year
 from ..models import Mode, Order, Override, RecomputeRun, Side, SizingDecision, SizingSnapshot, Symbol
 from ..validation import MAX_TEXT
-from .fields import FiniteFloatField, StrictBooleanField, SymbolField, TextField, UtcDateTimeField
+from .fields import (FiniteFloatField, MoneyField, StrictBooleanField, StrictCharField, SymbolField, TextField,
+                     UtcDateTimeField)
 
 MAX_SIZE_BATCH = 1000
 
@@ -165,9 +166,8 @@ EARLIEST_EVENT = datetime(2009, 1, 1, tzinfo=dt_timezone.utc)
 FUTURE_SLACK = timedelta(days=1)
 
 
-def _money(**kwargs) -> serializers.DecimalField:
-    # Same precision as the model columns; more decimal places are refused, never rounded.
-    return serializers.DecimalField(max_digits=30, decimal_places=12, **kwargs)
+def _money(**kwargs) -> MoneyField:
+    return MoneyField(**kwargs)
 
 
 class EventTimeField(UtcDateTimeField):
@@ -243,7 +243,7 @@ class CandleRowSerializer(serializers.Serializer):
     """One OHLCV bar. Key: (symbol, interval, open_time)."""
 
     symbol = SymbolField()
-    interval = serializers.CharField(max_length=8, help_text='Exchange interval, e.g. "1m", "1h", "1d".')
+    interval = StrictCharField(max_length=8, help_text='Exchange interval, e.g. "1m", "1h", "1d".')
     open_time = EventTimeField()
     open = FiniteFloatField(min_value=0)
     high = FiniteFloatField(min_value=0)

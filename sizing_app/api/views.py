@@ -1,0 +1,588 @@
+"""API views: one per operation (a URL's methods share a class), each with its own small serializers.
+
+Views validate input, check existence, call the services, and shape output; rules live in the services.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+
+from django.db.models import BooleanField, ExpressionWrapper, OuterRef, Q, Subquery
+from django.http import Http404, HttpResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.views.static import serve
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework import status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.generics import GenericAPIView
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import signal_generator, tasks
+from ..conf import sizing_settings
+from ..latest import latest_cache
+from ..models import SYMBOL_PATTERN, GlobalPolicy, Override, RecomputeRun, SizingDecision, SizingSnapshot, Symbol
+from ..services import policy as policy_service
+from ..utils.execution_health import compute_execution_health
+from . import ingest
+from . import serializers as s
+from .errors import ServiceUnavailable, error_body
+from .filters import DecisionFilter, RunFilter, SnapshotFilter
+from .pagination import (DecisionCursorPagination, RunCursorPagination, SnapshotCursorPagination,
+                         StrictLimitOffsetPagination)
+from .permissions import RolePermission
+
+logger = logging.getLogger(__name__)
+
+_SYMBOL_RE = re.compile(SYMBOL_PATTERN)
+SYMBOL_PARAMETER = OpenApiParameter(
+    "symbol", str, OpenApiParameter.PATH, pattern=SYMBOL_PATTERN, description="Symbol name, e.g. BTCUSDC.",
+    examples=[OpenApiExample("BTCUSDC", value="BTCUSDC")],
+)
+ID_PARAMETER = OpenApiParameter("id", int, OpenApiParameter.PATH, description="Row id.")
+BULK_OPERATIONS = {
+    "fills_bulk_create": s.MAX_BULK_ROWS, "orders_bulk_create": s.MAX_BULK_ROWS,
+    "candles_bulk_create": s.MAX_BULK_ROWS,
+}
+SIZE_EXAMPLE = OpenApiExample(
+    "Size an order", value={"symbol": "BTCUSDC", "gross_target": 1000.0, "order_ref": "ord-1"}, request_only=True
+)
+
+
+class StrictQueryMixin:
+    """Unknown query parameters are a 400: a misspelt filter must not silently return everything."""
+
+    def allowed_query_params(self) -> set[str]:
+        if self.request.method not in ("GET", "HEAD"):
+            return set()
+        allowed = set()
+        filterset_class = getattr(self, "filterset_class", None)
+        if filterset_class is not None:
+            allowed |= set(filterset_class.base_filters)
+        paginator = getattr(self, "paginator", None)
+        if paginator is not None:
+            allowed |= {getattr(paginator, name) for name in (
+                "cursor_query_param", "page_size_query_param", "limit_query_param", "offset_query_param",
+            ) if getattr(paginator, name, None)}
+        return allowed
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # authentication, permission and throttling first
+        if not request._request.META.get("QUERY_STRING"):
+            return  # the common case, kept cheap: the engine's hot reads carry no query string
+        if request.method == "OPTIONS" or not hasattr(self, request.method.lower()):
+            return  # the handler answers 405
+        unknown = set(request.query_params) - self.allowed_query_params()
+        if unknown:
+            allowed = ", ".join(sorted(self.allowed_query_params())) or "none"
+            raise ValidationError({name[:100]: [f"Unknown query parameter (allowed: {allowed})."]
+                                   for name in sorted(unknown)[:20]})
+
+
+class CachedAllowMixin:
+    """The Allow header's method list, computed once per view class instead of on every request."""
+
+    _allowed_methods_cache: dict[type, list[str]] = {}
+
+    @property
+    def allowed_methods(self):
+        methods = self._allowed_methods_cache.get(type(self))
+        if methods is None:
+            methods = self._allowed_methods_cache[type(self)] = super().allowed_methods
+        return methods
+
+
+class ApiView(CachedAllowMixin, StrictQueryMixin, APIView):
+    pass
+
+
+class ApiGenericView(CachedAllowMixin, StrictQueryMixin, GenericAPIView):
+    pass
+
+
+def _valid(serializer_class, data, **kwargs) -> dict:
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _service_call(function, **kwargs):
+    """A service's ValueError is the caller's input being refused: a 400 with its message."""
+    try:
+        return function(**kwargs)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def _known_symbol_or_404(symbol: str) -> str:
+    if not _SYMBOL_RE.fullmatch(symbol) or not Symbol.objects.filter(name=symbol).exists():
+        raise NotFound(f"Unknown symbol {symbol!r}.", code="unknown_symbol")
+    return symbol
+
+
+def _caller(request) -> str:
+    return request.user.get_username()[:64]  # the ledger's caller column holds 64 characters
+
+
+# Symbols -------------------------------------------------------------------------------------------
+class SymbolListView(ApiView):
+    operations = {"GET": "symbols_list"}
+
+    @extend_schema(operation_id="symbols_list", tags=["symbols"], responses=s.SymbolOutputSerializer(many=True),
+                   summary="Every symbol with its activity flag and own mode.")
+    def get(self, request):
+        return Response(s.SymbolOutputSerializer(Symbol.objects.order_by("name"), many=True).data)
+
+
+# Factors -------------------------------------------------------------------------------------------
+LATEST_COLUMNS = ("symbol__name", "id", "as_of", "status", "score", "size_factor", "inverse_vol_multiplier",
+                  "regime_multiplier", "sharpe_multiplier", "sharpe_7d", "atr_regime_ratio", "components")
+
+
+def _drf_datetime(moment) -> str:
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _latest_payload(values: dict, now, max_age: float) -> dict:
+    age = (now - values["as_of"]).total_seconds()
+    return {**values, "age_seconds": age, "stale": age > max_age}
+
+
+class LatestFactorListView(ApiView):
+    operations = {"GET": "factors_latest_list"}
+
+    @extend_schema(operation_id="factors_latest_list", tags=["factors"],
+                   responses=s.LatestFactorOutputSerializer(many=True),
+                   summary="Latest snapshot of every active symbol that has one (one query).")
+    def get(self, request):
+        newest = SizingSnapshot.objects.filter(symbol_id=OuterRef("pk")).order_by("-as_of", "-id").values("id")[:1]
+        latest_ids = Symbol.objects.filter(is_active=True).annotate(latest_id=Subquery(newest)).values("latest_id")
+        rows = (SizingSnapshot.objects.filter(id__in=latest_ids).order_by("symbol__name")
+                .values_list(*LATEST_COLUMNS))
+        now, max_age = timezone.now(), sizing_settings().max_age_seconds
+        payload = []
+        for row in rows:
+            values = dict(zip(("symbol", "snapshot_id", *LATEST_COLUMNS[2:]), row))
+            payload.append(_latest_payload(values, now, max_age))
+        return Response(s.LatestFactorOutputSerializer(payload, many=True).data)
+
+
+class LatestJSON:
+    """Per-process cache of a snapshot's JSON, all but age_seconds and stale (which move with the clock).
+
+    Snapshots are append-only, so a snapshot id's JSON never changes: entries need no invalidation.
+    """
+
+    def __init__(self, max_entries: int = 10_000):
+        self._prefixes: dict[tuple, str] = {}
+        self._max_entries = max_entries
+
+    def render(self, latest, now, max_age: float) -> str:
+        # Ids alone would do in production; the extra fields keep a restored or rolled-back database
+        # (whose ids can come again) from ever serving another snapshot's JSON.
+        key = (latest.snapshot_id, latest.symbol, latest.as_of, latest.size_factor, latest.score)
+        prefix = self._prefixes.get(key)
+        if prefix is None:
+            static = {
+                "symbol": latest.symbol, "snapshot_id": latest.snapshot_id, "as_of": _drf_datetime(latest.as_of),
+                "status": latest.status, "score": latest.score, "size_factor": latest.size_factor,
+                "inverse_vol_multiplier": latest.inverse_vol_multiplier,
+                "regime_multiplier": latest.regime_multiplier, "sharpe_multiplier": latest.sharpe_multiplier,
+                "sharpe_7d": latest.sharpe_7d, "atr_regime_ratio": latest.atr_regime_ratio,
+                "components": latest.components,
+            }
+            prefix = json.dumps(static, separators=(",", ":"), ensure_ascii=False)[:-1]
+            if len(self._prefixes) >= self._max_entries:
+                self._prefixes.clear()
+            self._prefixes[key] = prefix
+        age = (now - latest.as_of).total_seconds()
+        return f'{prefix},"age_seconds":{json.dumps(age)},"stale":{"true" if age > max_age else "false"}}}'
+
+    def clear(self) -> None:
+        self._prefixes = {}
+
+
+latest_json = LatestJSON()
+
+
+class LatestFactorDetailView(ApiView):
+    operations = {"GET": "factors_latest_detail"}
+
+    @extend_schema(operation_id="factors_latest_detail", tags=["factors"], parameters=[SYMBOL_PARAMETER],
+                   responses=s.LatestFactorOutputSerializer,
+                   summary="A symbol's latest snapshot, from the per-process hot state (no query when warm).")
+    def get(self, request, symbol: str):
+        latest = latest_cache.get(symbol) if _SYMBOL_RE.fullmatch(symbol) else None
+        if latest is None:
+            _known_symbol_or_404(symbol)
+            raise NotFound(f"{symbol} has no snapshot yet.", code="no_snapshot")
+        # The engine's hot read skips the serializer and DRF's renderer (most of its cost); the JSON is
+        # what LatestFactorOutputSerializer + JSONRenderer produce, byte for byte (a test pins it).
+        body = latest_json.render(latest, timezone.now(), sizing_settings().max_age_seconds)
+        return HttpResponse(body, content_type="application/json")
+
+
+class FactorHistoryView(ApiGenericView):
+    operations = {"GET": "factors_history"}
+    queryset = SizingSnapshot.objects.select_related("symbol")
+    serializer_class = s.SnapshotOutputSerializer
+    filterset_class = SnapshotFilter
+    pagination_class = SnapshotCursorPagination
+
+    @extend_schema(operation_id="factors_history", tags=["factors"], responses=s.SnapshotOutputSerializer(many=True),
+                   summary="Snapshots, newest first, cursor-paginated.")
+    def get(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+# Decisions (the ledger) ----------------------------------------------------------------------------
+class DecisionListView(ApiGenericView):
+    operations = {"GET": "decisions_list"}
+    queryset = SizingDecision.objects.all()
+    serializer_class = s.DecisionOutputSerializer
+    filterset_class = DecisionFilter
+    pagination_class = DecisionCursorPagination
+
+    @extend_schema(operation_id="decisions_list", tags=["decisions"], responses=s.DecisionOutputSerializer(many=True),
+                   summary="Ledger rows, newest first, cursor-paginated.")
+    def get(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class DecisionDetailView(ApiView):
+    operations = {"GET": "decisions_detail"}
+
+    @extend_schema(operation_id="decisions_detail", tags=["decisions"], parameters=[ID_PARAMETER],
+                   responses=s.DecisionOutputSerializer, summary="One ledger row.")
+    def get(self, request, pk: int):
+        decision = SizingDecision.objects.filter(pk=pk).first()
+        if decision is None:
+            raise NotFound(f"No decision {pk}.")
+        return Response(s.DecisionOutputSerializer(decision).data)
+
+
+class SizeView(ApiView):
+    operations = {"POST": "size_create"}
+
+    @extend_schema(operation_id="size_create", tags=["sizing"], request=s.SizeInputSerializer,
+                   responses={201: s.DecisionOutputSerializer}, examples=[SIZE_EXAMPLE],
+                   summary="Size one order: the stack times the persisted factor, recorded on the ledger.")
+    def post(self, request):
+        data = _valid(s.SizeInputSerializer, request.data)
+        if not Symbol.objects.filter(name=data["symbol"]).exists():
+            raise ValidationError({"symbol": [f"Unknown symbol {data['symbol']!r}."]})
+        decision = _service_call(
+            signal_generator.size_decide, symbol=data["symbol"], gross_target=data["gross_target"],
+            order_ref=data["order_ref"], caller=_caller(request),
+        )
+        return Response(s.DecisionOutputSerializer(decision).data, status=status.HTTP_201_CREATED)
+
+
+class SizeBatchView(ApiView):
+    operations = {"POST": "size_batch_create"}
+
+    @extend_schema(operation_id="size_batch_create", tags=["sizing"], request=s.SizeBatchInputSerializer,
+                   responses={201: s.DecisionOutputSerializer(many=True)},
+                   summary="Size up to 1000 orders in one transaction: every decision recorded, or none.")
+    def post(self, request):
+        orders = _valid(s.SizeBatchInputSerializer, request.data)["orders"]
+        names = {order["symbol"] for order in orders}
+        known = set(Symbol.objects.filter(name__in=names).values_list("name", flat=True))
+        if names - known:
+            raise ValidationError({"orders": [
+                {} if order["symbol"] in known else {"symbol": [f"Unknown symbol {order['symbol']!r}."]}
+                for order in orders
+            ]})
+        decisions = _service_call(
+            signal_generator.size_decide_batch,
+            orders=[(order["symbol"], order["gross_target"], order["order_ref"]) for order in orders],
+            caller=_caller(request),
+        )
+        return Response(s.DecisionOutputSerializer(decisions, many=True).data, status=status.HTTP_201_CREATED)
+
+
+# Execution health ----------------------------------------------------------------------------------
+class ExecutionHealthListView(ApiView):
+    operations = {"GET": "execution_health_list"}
+
+    @extend_schema(operation_id="execution_health_list", tags=["execution-health"],
+                   responses=s.HealthOverviewOutputSerializer,
+                   summary="Execution quality, regime and sizing in force for every active symbol.")
+    def get(self, request):
+        return Response(s.HealthOverviewOutputSerializer(compute_execution_health()).data)
+
+
+class ExecutionHealthDetailView(ApiView):
+    operations = {"GET": "execution_health_detail"}
+
+    @extend_schema(operation_id="execution_health_detail", tags=["execution-health"], parameters=[SYMBOL_PARAMETER],
+                   responses=s.SymbolHealthOutputSerializer, summary="One symbol's execution health.")
+    def get(self, request, symbol: str):
+        _known_symbol_or_404(symbol)
+        health = _service_call(compute_execution_health, symbol=symbol)
+        return Response(s.SymbolHealthOutputSerializer(health).data)
+
+
+# Telemetry intake ----------------------------------------------------------------------------------
+def _rows_rejected(errors: list[dict]) -> Response:
+    message = f"{len({error['row'] for error in errors})} row(s) rejected; nothing was saved."
+    return Response(error_body("invalid_rows", message, {"errors": errors}), status=status.HTTP_400_BAD_REQUEST)
+
+
+def _serializer_row_errors(errors: list) -> list[dict]:
+    found = []
+    for index, row_errors in enumerate(errors):
+        if isinstance(row_errors, list):  # the row itself is wrong (null, a number, ...)
+            row_errors = {"non_field_errors": row_errors}
+        for field, messages in row_errors.items():
+            for message in messages if isinstance(messages, list) else [messages]:
+                found.append({"row": index, "field": None if field == "non_field_errors" else field,
+                              "message": str(message)})
+    return found
+
+
+class BulkIngestView(ApiView):
+    row_serializer: type
+    ingest_function = None
+
+    def post(self, request):
+        rows = request.data
+        if not isinstance(rows, list):
+            raise ValidationError("The body must be a JSON array of rows.")
+        if not 1 <= len(rows) <= s.MAX_BULK_ROWS:
+            raise ValidationError(f"Send 1 to {s.MAX_BULK_ROWS} rows per request; got {len(rows)}.")
+        serializer = self.row_serializer(data=rows, many=True)
+        if not serializer.is_valid():
+            return _rows_rejected(_serializer_row_errors(serializer.errors))
+        try:
+            result = type(self).ingest_function(rows=serializer.validated_data)
+        except ingest.RowsRejected as exc:
+            return _rows_rejected([error.as_dict() for error in exc.errors])
+        return Response(s.BulkResultSerializer(result).data)
+
+
+def _bulk_schema(operation_id: str, row_serializer, what: str):
+    return extend_schema(
+        operation_id=operation_id, tags=["telemetry"], request=row_serializer(many=True),
+        responses={200: s.BulkResultSerializer},
+        summary=f"Record up to {s.MAX_BULK_ROWS} {what}: all rows or none, re-posts change nothing.",
+        description="A 400 `invalid_rows` error lists every bad row in `details.errors` as {row, field, message}; "
+                    "row is the 0-based index in the posted array.",
+    )
+
+
+class FillsBulkView(BulkIngestView):
+    operations = {"POST": "fills_bulk_create"}
+    row_serializer = s.FillRowSerializer
+    ingest_function = staticmethod(ingest.fills_ingest)
+
+    @_bulk_schema("fills_bulk_create", s.FillRowSerializer, "fills (key: symbol, trade_id)")
+    def post(self, request):
+        return super().post(request)
+
+
+class OrdersBulkView(BulkIngestView):
+    operations = {"POST": "orders_bulk_create"}
+    row_serializer = s.OrderRowSerializer
+    ingest_function = staticmethod(ingest.orders_ingest)
+
+    @_bulk_schema("orders_bulk_create", s.OrderRowSerializer,
+                  "orders (key: symbol, client_order_id; status may only move forward, filled_qty only grow)")
+    def post(self, request):
+        return super().post(request)
+
+
+class CandlesBulkView(BulkIngestView):
+    operations = {"POST": "candles_bulk_create"}
+    row_serializer = s.CandleRowSerializer
+    ingest_function = staticmethod(ingest.candles_ingest)
+
+    @_bulk_schema("candles_bulk_create", s.CandleRowSerializer, "candles (key: symbol, interval, open_time)")
+    def post(self, request):
+        return super().post(request)
+
+
+# Runs ----------------------------------------------------------------------------------------------
+# Bounded so a dead broker answers 503 within about a second instead of hanging the request.
+BROKER_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25, "interval_max": 0.5}
+
+
+class RunsView(ApiGenericView):
+    operations = {"GET": "runs_list", "POST": "runs_trigger"}
+    error_statuses = {"POST": (503,)}
+    queryset = RecomputeRun.objects.all()
+    serializer_class = s.RunOutputSerializer
+    filterset_class = RunFilter
+    pagination_class = RunCursorPagination
+
+    @extend_schema(operation_id="runs_list", tags=["runs"], responses=s.RunOutputSerializer(many=True),
+                   summary="Recompute runs, newest first, cursor-paginated.")
+    def get(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(operation_id="runs_trigger", tags=["runs"], request=None, filters=False,
+                   responses={202: s.RunTriggerOutputSerializer},
+                   summary="Queue a recompute of every active symbol now (503 when the broker is down).")
+    def post(self, request):
+        try:
+            result = tasks.recompute.apply_async(kwargs={"trigger": "api"}, retry=True,
+                                                 retry_policy=BROKER_RETRY_POLICY)
+        except Exception:  # any broker failure: the run was not queued, the caller may retry
+            logger.warning("could not queue a recompute", exc_info=True)
+            raise ServiceUnavailable("The task broker is unreachable: the recompute was not queued.") from None
+        return Response({"message": "Recompute queued.", "task_id": result.id or ""}, status=status.HTTP_202_ACCEPTED)
+
+
+# Policy and overrides ------------------------------------------------------------------------------
+def _policy_payload() -> dict:
+    global_mode = GlobalPolicy.objects.filter(pk=1).values_list("mode", flat=True).first()
+    return {
+        "global_mode": global_mode or sizing_settings().default_mode,
+        "symbols": [{"symbol": name, "mode": mode}
+                    for name, mode in Symbol.objects.order_by("name").values_list("name", "mode")],
+    }
+
+
+class PolicyView(ApiView):
+    operations = {"GET": "policy_read", "PUT": "policy_global_update", "PATCH": "policy_global_update"}
+
+    @extend_schema(operation_id="policy_read", tags=["policy"], responses=s.PolicyOutputSerializer,
+                   summary="The global mode and every symbol's own mode.")
+    def get(self, request):
+        return Response(s.PolicyOutputSerializer(_policy_payload()).data)
+
+    @extend_schema(operation_id="policy_global_replace", tags=["policy"], request=s.GlobalModeInputSerializer,
+                   responses=s.PolicyOutputSerializer, summary="Set the global mode (instant, kept in history).")
+    def put(self, request):
+        data = _valid(s.GlobalModeInputSerializer, request.data)
+        _service_call(policy_service.global_mode_set, mode=data["mode"], user=request.user)
+        return Response(s.PolicyOutputSerializer(_policy_payload()).data)
+
+    @extend_schema(operation_id="policy_global_update", tags=["policy"], request=s.GlobalModeInputSerializer,
+                   responses=s.PolicyOutputSerializer, summary="Set the global mode (same as PUT).")
+    def patch(self, request):
+        return self.put(request)
+
+
+class PolicySymbolView(ApiView):
+    operations = {"PATCH": "policy_symbol_update"}
+
+    @extend_schema(operation_id="policy_symbol_update", tags=["policy"], parameters=[SYMBOL_PARAMETER],
+                   request=s.SymbolModeInputSerializer, responses=s.SymbolModeSerializer,
+                   summary='Set a symbol\'s own mode ("" follows the global mode again).')
+    def patch(self, request, symbol: str):
+        _known_symbol_or_404(symbol)
+        data = _valid(s.SymbolModeInputSerializer, request.data)
+        record = _service_call(policy_service.symbol_mode_set, symbol=symbol, mode=data["mode"], user=request.user)
+        return Response(s.SymbolModeSerializer({"symbol": record.name, "mode": record.mode}).data)
+
+
+def _active_expression(now):
+    return ExpressionWrapper(
+        Q(revoked_at__isnull=True) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now)),
+        output_field=BooleanField(),
+    )
+
+
+class OverridesView(ApiGenericView):
+    operations = {"GET": "overrides_list", "POST": "overrides_create"}
+    serializer_class = s.OverrideOutputSerializer
+    pagination_class = StrictLimitOffsetPagination
+
+    def get_queryset(self):
+        return (Override.objects.select_related("symbol", "author")
+                .annotate(active=_active_expression(timezone.now()))
+                .order_by("-active", "-created_at", "-id"))
+
+    @extend_schema(operation_id="overrides_list", tags=["policy"], responses=s.OverrideOutputSerializer(many=True),
+                   summary="Overrides, active ones first, then newest first.")
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(operation_id="overrides_create", tags=["policy"], request=s.OverrideCreateInputSerializer,
+                   responses={201: s.OverrideOutputSerializer},
+                   examples=[OpenApiExample("Pin BTCUSDC", request_only=True, value={
+                       "symbol": "BTCUSDC", "pinned_factor": 0.5, "reason": "exchange incident"})],
+                   summary="Pin a symbol's factor and/or mode, with a reason and an optional expiry.")
+    def post(self, request):
+        data = _valid(s.OverrideCreateInputSerializer, request.data)
+        override = _service_call(policy_service.override_create, author=request.user, **data)
+        return Response(s.OverrideOutputSerializer(self.get_queryset().get(pk=override.pk)).data,
+                        status=status.HTTP_201_CREATED)
+
+
+class OverrideRevokeView(ApiView):
+    operations = {"POST": "overrides_revoke"}
+
+    @extend_schema(operation_id="overrides_revoke", tags=["policy"], parameters=[ID_PARAMETER], request=None,
+                   responses=s.OverrideOutputSerializer, summary="Revoke an override (revoking twice is harmless).")
+    def post(self, request, pk: int):
+        if not Override.objects.filter(pk=pk).exists():
+            raise NotFound(f"No override {pk}.")
+        _service_call(policy_service.override_revoke, override_id=pk, user=request.user)
+        override = (Override.objects.select_related("symbol", "author")
+                    .annotate(active=_active_expression(timezone.now())).get(pk=pk))
+        return Response(s.OverrideOutputSerializer(override).data)
+
+
+# Schema and docs -----------------------------------------------------------------------------------
+class JSONErrorsMixin:
+    """These views render YAML or HTML; their errors are JSON like every other API error."""
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response
+
+
+class SchemaView(JSONErrorsMixin, SpectacularAPIView):
+    operations = {"GET": "schema"}
+    permission_classes = [RolePermission]  # spectacular's own default is AllowAny
+    content_negotiation_class = DefaultContentNegotiation  # YAML, or JSON for Accept: application/json
+
+
+try:
+    import drf_spectacular_sidecar
+
+    SWAGGER_ASSETS = Path(drf_spectacular_sidecar.__file__).parent / "static" / "drf_spectacular_sidecar"
+except ImportError:  # not installed: Swagger UI loads from drf-spectacular's default CDN
+    SWAGGER_ASSETS = None
+
+
+class DocsView(JSONErrorsMixin, SpectacularSwaggerView):
+    operations = {"GET": "docs"}
+    permission_classes = [RolePermission]
+    url_name = "api-schema"
+
+    @staticmethod
+    def _swagger_ui_resource(filename):
+        if SWAGGER_ASSETS is None:
+            return SpectacularSwaggerView._swagger_ui_resource(filename)
+        return reverse("api-docs-asset", args=[f"swagger-ui-dist/{filename}"])
+
+    @staticmethod
+    def _swagger_ui_favicon():
+        if SWAGGER_ASSETS is None:
+            return SpectacularSwaggerView._swagger_ui_favicon()
+        return reverse("api-docs-asset", args=["swagger-ui-dist/favicon-32x32.png"])
+
+
+def docs_asset(request, path: str):
+    """Swagger UI's own JS/CSS from the sidecar package: static, public, no data."""
+    if SWAGGER_ASSETS is None:
+        raise Http404("Swagger UI assets are not installed.")
+    response = serve(request, path, document_root=str(SWAGGER_ASSETS))
+    response["Cache-Control"] = "public, max-age=86400"
+    return response

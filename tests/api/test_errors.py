@@ -1,0 +1,190 @@
+"""Malformed requests never get a 500, errors are always JSON, throttling and the token cache behave."""
+from __future__ import annotations
+
+import json
+from unittest import mock
+
+import pytest
+from django.core.cache import caches
+from django.test import Client
+from rest_framework.authtoken.models import Token
+
+from sizing_app.api import authentication, views
+from sizing_app.models import Fill, SizingDecision
+from sizing_app.roles import DASHBOARD, ENGINE
+
+from .conftest import client_for
+
+
+def assert_json_error(response, status: int, code: str | None = None):
+    assert response.status_code == status, response.content[:300]
+    assert response["Content-Type"] == "application/json"
+    body = json.loads(response.content)
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    if code:
+        assert body["error"]["code"] == code
+    return body["error"]
+
+
+@pytest.fixture
+def engine(clients, market):
+    return clients[ENGINE]
+
+
+@pytest.mark.parametrize("body", ['{"symbol": "BTCUSDC", ', "{'symbol': 'BTCUSDC'}", '{"gross_target": NaN}',
+                                  '{"gross_target": Infinity}', "\xff\xfe", "[" * 100_000,
+                                  '{"gross_target": 1' + "0" * 5000 + "}"])
+def test_malformed_json_is_a_400(engine, body):
+    response = engine.post("/api/v1/size/", body.encode("utf-8", "surrogateescape") if isinstance(body, str) else body,
+                           content_type="application/json")
+    assert_json_error(response, 400)
+    assert not SizingDecision.objects.exists()
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                          "application/xml", "application/octet-stream"])
+def test_other_content_types_are_a_415(engine, content_type):
+    response = engine.post("/api/v1/size/", b'{"symbol": "BTCUSDC", "gross_target": 1}', content_type=content_type)
+    assert_json_error(response, 415, "unsupported_media_type")
+
+
+def test_an_empty_body_names_the_missing_fields(engine):
+    error = assert_json_error(engine.post("/api/v1/size/", content_type="application/json"), 400, "invalid")
+    assert set(error["details"]) == {"symbol", "gross_target"}
+
+
+def test_oversized_bodies_are_a_413(engine, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    rows = json.dumps([{"symbol": "BTCUSDC", "trade_id": f"t{i}"} for i in range(100)])
+    assert_json_error(engine.post("/api/v1/fills/", rows, content_type="application/json"), 413, "payload_too_large")
+    assert not Fill.objects.exists()
+
+
+def test_oversized_form_posts_with_a_session_are_a_413(api_users, market, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    client = Client(raise_request_exception=False)
+    client.force_login(api_users[ENGINE][0])
+    response = client.post("/api/v1/size/", "a=" + "x" * 5000, content_type="application/x-www-form-urlencoded")
+    assert response.status_code in (403, 413, 415)  # refused one way or another, never a 500
+    assert response["Content-Type"] == "application/json"
+
+
+def test_odd_accept_headers_still_get_json(engine):
+    for response in (engine.get("/api/v1/symbols/", HTTP_ACCEPT="application/xml"),
+                     engine.get("/api/v1/symbols/", HTTP_ACCEPT="text/html;q=0.9, */*;q=0.1")):
+        assert response.status_code == 200 and response["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/symbols/?format=xml", "/api/v1/factors/history/?symbl=BTCUSDC",
+                                  "/api/v1/decisions/?order-ref=x", "/api/v1/size/?dry_run=1"])
+def test_unknown_query_parameters_are_a_400(clients, market, path):
+    client = clients["superuser"]
+    response = client.post(path, {}, format="json") if "size" in path else client.get(path)
+    error = assert_json_error(response, 400, "invalid")
+    assert "Unknown query parameter" in str(error["details"])
+
+
+def test_unknown_api_paths_are_json_404_and_other_paths_are_not(engine):
+    assert_json_error(engine.get("/api/v1/no-such-thing/"), 404, "not_found")
+    assert_json_error(engine.get("/api/v2/symbols/"), 404, "not_found")
+    assert "application/json" not in engine.get("/no-such-page/")["Content-Type"]
+
+
+def test_unexpected_failures_are_a_json_500(api_users, market, monkeypatch):
+    def explode(self, request):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(views.SymbolListView, "get", explode)
+    client = Client(raise_request_exception=False, HTTP_AUTHORIZATION=f"Token {api_users[ENGINE][1]}")
+    error = assert_json_error(client.get("/api/v1/symbols/"), 500, "server_error")
+    assert "boom" not in error["message"]
+
+
+def test_schema_and_docs_errors_are_json(clients, market):
+    assert_json_error(clients["anonymous"].get("/api/v1/schema/"), 401)
+    assert_json_error(clients["anonymous"].get("/api/v1/docs/"), 401)
+
+
+def test_schema_formats(clients, market):
+    assert clients[DASHBOARD].get("/api/v1/schema/")["Content-Type"].startswith("application/vnd.oai.openapi")
+    as_json = clients[DASHBOARD].get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert json.loads(as_json.content)["openapi"].startswith("3.")
+
+
+def test_docs_use_local_swagger_assets_when_installed(clients, market):
+    page = clients[DASHBOARD].get("/api/v1/docs/").content.decode()
+    if views.SWAGGER_ASSETS is None:
+        pytest.skip("drf-spectacular-sidecar not installed: Swagger UI comes from the CDN")
+    assert "/api/v1/docs/assets/swagger-ui-dist/swagger-ui-bundle.js" in page
+    asset = Client().get("/api/v1/docs/assets/swagger-ui-dist/swagger-ui.css")
+    assert asset.status_code == 200
+    assert Client().get("/api/v1/docs/assets/swagger-ui-dist/..%2F..%2F__init__.py").status_code == 404
+
+
+# Throttling ---------------------------------------------------------------------------------------
+def _rates(settings, **rates):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
+                               "DEFAULT_THROTTLE_RATES": {"engine": None, "user": None, "anon": None, **rates}}
+
+
+def test_throttled_requests_get_a_429_with_retry_after(clients, market, settings):
+    _rates(settings, engine="3/min")
+    statuses = [clients[ENGINE].get("/api/v1/symbols/").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    response = clients[ENGINE].get("/api/v1/symbols/")
+    error = assert_json_error(response, 429, "throttled")
+    assert 0 < int(response["Retry-After"]) <= 60 and error["details"]["retry_after"] > 0
+    assert clients[DASHBOARD].get("/api/v1/symbols/").status_code == 200  # another user, another count
+
+
+def test_each_user_has_its_own_count(clients, market, settings):
+    _rates(settings, user="2/min")
+    for _ in range(2):
+        assert clients[DASHBOARD].get("/api/v1/symbols/").status_code == 200
+    assert clients[DASHBOARD].get("/api/v1/symbols/").status_code == 429
+    assert clients["risk"].get("/api/v1/symbols/").status_code == 200
+
+
+def test_counts_live_in_the_shared_throttle_cache(clients, market, settings):
+    _rates(settings, engine="100/min")
+    clients[ENGINE].get("/api/v1/symbols/")
+    cache = caches["throttle"]
+    assert settings.CACHES["throttle"]["BACKEND"] != "django.core.cache.backends.locmem.LocMemCache"
+    keys = [key for key in _cache_keys(cache) if ":engine:" in key]
+    assert keys
+
+
+def _cache_keys(cache):
+    # FileBasedCache has no key listing: probe the key the throttle writes for this minute.
+    import time
+
+    from sizing_app.roles import ENGINE as role
+
+    user_id = Token.objects.get(user__username=role).user_id
+    key = f"rate:engine:{user_id}:60:{int(time.time() // 60)}"
+    return [key] if cache.get(key) else []
+
+
+def test_a_throttle_cache_outage_lets_requests_through(clients, market, settings):
+    _rates(settings, engine="1/min")
+    broken = mock.Mock()
+    broken.incr.side_effect = ConnectionError("redis down")
+    with mock.patch("sizing_app.api.throttling.caches", {"throttle": broken}):
+        assert [clients[ENGINE].get("/api/v1/symbols/").status_code for _ in range(3)] == [200, 200, 200]
+
+
+# Token cache --------------------------------------------------------------------------------------
+def test_tokens_are_cached_for_a_few_seconds_only(api_users, market, monkeypatch, django_assert_num_queries):
+    key = api_users[ENGINE][1]
+    client = client_for(key)
+    assert client.get("/api/v1/factors/latest/").status_code == 200
+    Token.objects.filter(key=key).delete()
+    assert client.get("/api/v1/factors/latest/").status_code == 200  # still cached
+    clock = authentication.time.monotonic() + authentication.TOKEN_CACHE_SECONDS + 0.1
+    monkeypatch.setattr(authentication.time, "monotonic", lambda: clock)
+    assert_json_error(client.get("/api/v1/factors/latest/"), 401, "authentication_failed")
+
+
+def test_invalid_tokens_are_not_cached(api_users, market):
+    client_for("0" * 40).get("/api/v1/symbols/")
+    assert authentication.token_cache.get("0" * 40) is None
