@@ -137,6 +137,10 @@ def cmd_test(args) -> None:
 
 def cmd_bench(args) -> None:
     ensure_venv("requirements-dev.txt")
+    install_browser()  # the dashboard render figure needs Chromium
+    if not shutil.which("wrk") and os.geteuid() == 0 and shutil.which("apt-get"):
+        say("installing wrk from Debian packages for the HTTP load figures")
+        run("apt-get", "install", "-y", "-qq", "wrk", check=False)
     sys.exit(run(PYTHON, "bench/run.py", *args.bench_args, check=False))
 
 

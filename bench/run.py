@@ -184,6 +184,19 @@ def _ledger_figures(calls: int, batches: int) -> dict:
     }
 
 
+def _api_figures(quick: bool) -> dict:
+    import io
+
+    from django.core.management import call_command
+
+    from bench.api_load import bench_api
+
+    out = io.StringIO()
+    call_command("create_api_user", "bench-engine", "--role", "engine", stdout=out, stderr=io.StringIO())
+    # LEDGER00USDT got a fresh snapshot in the ledger part, so the latest-factor path is the live one.
+    return bench_api(symbol="LEDGER00USDT", token=out.getvalue().strip().splitlines()[-1], quick=quick)
+
+
 def _import_figures(rows: int) -> dict:
     try:
         from sizing_app.importers.bench import bench_import_candles
@@ -201,6 +214,8 @@ def worker(database_url: str, quick: bool, parts: list[str]) -> dict:
         figures.update(_recompute_figures([100, 500] if quick else [500, 2000], repeats=1 if quick else 3))
     if "ledger" in parts:
         figures.update(_ledger_figures(calls=300 if quick else 2000, batches=20 if quick else 100))
+    if "api" in parts:
+        figures.update(_api_figures(quick))
     if "import" in parts:
         figures.update(_import_figures(100_000 if quick else 1_000_000))
     if "dashboard" in parts:
@@ -242,7 +257,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small data, few repeats (a minute or two)")
     parser.add_argument("--worker", metavar="DATABASE_URL", help=argparse.SUPPRESS)
-    parser.add_argument("--parts", default="recompute,ledger,import", help=argparse.SUPPRESS)
+    parser.add_argument("--parts", default="recompute,ledger,api,import", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args.quick, args.parts.split(","))))
@@ -252,7 +267,7 @@ def main() -> None:
     result: dict = {"quick": args.quick}
     pg_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_PG)
     if _postgres_reachable(pg_url):
-        result.update(_run_worker(pg_url, args.quick, ["recompute", "ledger", "import"]))
+        result.update(_run_worker(pg_url, args.quick, ["recompute", "ledger", "api", "import"]))
     with tempfile.TemporaryDirectory() as scratch:
         sqlite = _run_worker(f"sqlite:///{scratch}/bench.sqlite3", args.quick, ["ledger"])
     with tempfile.TemporaryDirectory() as scratch:
