@@ -85,7 +85,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while the worker writes; IMMEDIATE takes the write lock
     # up front so concurrent writers queue instead of failing with "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE", "timeout": 30}
+        {
+            # recursive_triggers: INSERT OR REPLACE must fire the ledger's delete guard too.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA recursive_triggers=ON;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        }
     )
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))

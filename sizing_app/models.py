@@ -56,6 +56,7 @@ class AppendOnlyModel(models.Model):
 
     class Meta:
         abstract = True
+        base_manager_name = "objects"  # Django's internal base manager must refuse updates too
 
     def save(self, *args, **kwargs):
         if not self._state.adding:

@@ -159,9 +159,13 @@ _INSERT_BATCH = 500
 def _insert(chained: list[dict[str, Any]]) -> list[int]:
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in _INSERT_FIELDS)
-    placeholder = "(" + ", ".join(["%s"] * len(_INSERT_FIELDS)) + ")"
+    postgres = connection.vendor == "postgresql"
+    # PostgreSQL: the VALUES feed a SELECT, so each parameter says its type (NULLs would be text).
+    casts = [f"::{field.cast_db_type(connection)}" if postgres else "" for field in _INSERT_FIELDS]
+    placeholder = "(" + ", ".join(f"%s{cast}" for cast in casts) + ")"
     adapt_time = connection.ops.adapt_datetimefield_value
     names = [field.attname for field in _INSERT_FIELDS]
+    table = quote(SizingDecision._meta.db_table)
     ids: list[int] = []
     with connection.cursor() as cursor:
         for start in range(0, len(chained), _INSERT_BATCH):
@@ -169,13 +173,34 @@ def _insert(chained: list[dict[str, Any]]) -> list[int]:
             params = []
             for fields in batch:
                 params.extend(adapt_time(fields[name]) if name == "created_at" else fields[name] for name in names)
-            cursor.execute(
-                f"INSERT INTO {quote(SizingDecision._meta.db_table)} ({columns}) VALUES "
-                f"{', '.join([placeholder] * len(batch))} RETURNING {quote('id')}",
-                params,
-            )
+            values = ", ".join([placeholder] * len(batch))
+            if postgres:
+                # Still one statement, but it holds its chains' append locks (_lock_chains) while it
+                # inserts: a writer that lost a race and queued on them can never lose again.
+                cursor.execute(
+                    f"INSERT INTO {table} ({columns}) WITH chain_lock AS (SELECT pg_advisory_xact_lock(key) "
+                    "FROM (SELECT hashtextextended(name, 0) AS key FROM unnest(%s::text[]) AS name ORDER BY 1) AS keys) "
+                    f"SELECT v.* FROM (VALUES {values}) AS v, (SELECT count(*) FROM chain_lock) AS held "
+                    f"RETURNING {quote('id')}",
+                    [sorted({fields["symbol"] for fields in batch}), *params],
+                )
+            else:
+                cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values} RETURNING {quote('id')}", params)
             ids.extend(row[0] for row in cursor.fetchall())
     return ids
+
+
+def _lock_chains(symbols: set[str]) -> None:
+    """Queue behind every other writer of these chains until this transaction ends.
+
+    PostgreSQL: one transaction-scoped advisory lock per symbol, always taken in the same order so
+    two batches cannot deadlock. SQLite: the IMMEDIATE transaction already holds the write lock.
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for symbol in sorted(symbols):
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [symbol])
 
 
 def _append(chained: list[dict[str, Any]]) -> list[int]:
@@ -197,14 +222,22 @@ def decisions_record(*, requests: list[SizingRequest]) -> list[SizingDecision]:
     symbols = {row["symbol"] for row in rows}
     heads = {symbol: chain_heads.get(symbol) for symbol in symbols}
     for attempt in range(CHAIN_RETRIES):
-        chained = _chain(rows, dict(heads))
         try:
-            ids = _append(chained)
+            if attempt == 0:
+                # Fast path: one INSERT on the heads this process saw last.
+                chained = _chain(rows, dict(heads))
+                ids = _append(chained)
+            else:
+                # Another writer appended first. Racing again can lose again, without end under
+                # load: queue on the chains' locks instead, then read the heads and append.
+                with transaction.atomic():
+                    _lock_chains(symbols)
+                    heads = {symbol: chain_heads.reload(symbol) for symbol in symbols}
+                    chained = _chain(rows, dict(heads))
+                    ids = _insert(chained)
         except IntegrityError:
-            # Another writer appended first: re-read the heads it left and chain again.
             if attempt == CHAIN_RETRIES - 1:
                 raise
-            heads = {symbol: chain_heads.reload(symbol) for symbol in symbols}
             continue
         break
     decisions = []
