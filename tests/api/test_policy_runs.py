@@ -129,20 +129,22 @@ def test_trigger_with_the_broker_down_is_a_503(risk, market):
     assert response.json()["error"]["code"] == "service_unavailable"
 
 
-def test_trigger_against_an_unreachable_redis_is_a_503(risk, market, settings):
+def test_trigger_against_an_unreachable_broker_is_a_503(risk, market):
+    """A real connection attempt to a dead port, through the view's own bounded retry policy."""
     from project.celery import app
 
-    original = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    app.pool.force_close_all()
-    try:
-        started = timezone.now()
+    dead_broker = app.connection_for_write("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    send = tasks.recompute.apply_async
+
+    def via_dead_broker(*args, **kwargs):
+        return send(*args, connection=dead_broker, **kwargs)
+
+    started = timezone.now()
+    with mock.patch.object(tasks.recompute, "apply_async", via_dead_broker):
         response = risk.post("/api/v1/runs/")
-        assert (timezone.now() - started).total_seconds() < 10
-    finally:
-        app.conf.broker_url = original
-        app.pool.force_close_all()
+    assert (timezone.now() - started).total_seconds() < 10
     assert response.status_code == 503, response.content
+    dead_broker.release()
 
 
 def test_execution_health(clients, market):
