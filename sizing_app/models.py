@@ -157,6 +157,10 @@ class Order(models.Model):
 class Fill(models.Model):
     symbol = models.ForeignKey(Symbol, on_delete=models.CASCADE, related_name="fills")
     order = models.ForeignKey(Order, on_delete=models.SET_NULL, null=True, blank=True, related_name="fills")
+    order_ref = models.CharField(
+        max_length=64, blank=True, default="",
+        help_text="The order id the source gave (exchange orderId or client id), kept even when no Order matches.",
+    )
     trade_id = models.CharField(max_length=64, help_text="The exchange's trade id.")
     side = models.CharField(max_length=4, choices=Side.choices)
     qty = models.DecimalField(**PRICE, validators=[MinValueValidator(0)])

@@ -96,6 +96,8 @@ def test_binance_my_trades(tmp_path, gz):
         ("BNBBTC", "28458", None, "sell", Decimal("12"), Decimal("4.000001"), Decimal("10.1"), "BNB", True,
          None, None, utc_ms(T0 + 1)),
     ]
+    # The order id is kept even where no Order row matches: nothing in the file is dropped.
+    assert list(Fill.objects.order_by("trade_id").values_list("order_ref", flat=True)) == ["100234", "100235"]
 
 
 def test_ccxt_trades(tmp_path):

@@ -570,7 +570,7 @@ class _FillWriter:
             Fill.objects.bulk_create([
                 Fill(
                     symbol_id=ids[row.symbol], order_id=orders.get((ids[row.symbol], row.order_ref)),
-                    trade_id=row.trade_id, side=row.side, qty=row.qty, price=row.price,
+                    order_ref=row.order_ref or "", trade_id=row.trade_id, side=row.side, qty=row.qty, price=row.price,
                     arrival_price=row.arrival_price, fee=row.fee, fee_asset=row.fee_asset, is_maker=row.is_maker,
                     realized_pnl=row.realized_pnl, executed_at=us_to_datetime(row.executed_at_us),
                 )
