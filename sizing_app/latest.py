@@ -220,20 +220,3 @@ class HotState:
 
 
 hot_state = HotState()
-
-
-class _CacheView:
-    """Keeps the small `.get(symbol)` / `.invalidate()` interface the sizing modules use."""
-
-    def __init__(self, read):
-        self._read = read
-
-    def get(self, symbol: str):
-        return self._read(symbol)
-
-    def invalidate(self, symbol: str | None = None) -> None:
-        hot_state.invalidate()
-
-
-latest_cache = _CacheView(hot_state.latest)
-policy_cache = _CacheView(hot_state.policy)

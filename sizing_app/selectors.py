@@ -1,4 +1,4 @@
-"""Reads: bulk inputs for the recompute, latest snapshots, effective policy.
+"""Reads: bulk inputs for the recompute and latest snapshots (the policy in force is in latest.py).
 
 Bulk readers issue one query per table per chunk of symbols, never one per symbol.
 """
@@ -10,12 +10,11 @@ from datetime import datetime, timedelta
 import numpy as np
 from django.db.models import Case, DecimalField, F, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
-from django.utils import timezone
 
 from .conf import sizing_settings
 from .db import EpochMs, NaNIfNull, as_float, numeric_columns
 from .metrics import bars_per_year
-from .models import Candle, Fill, GlobalPolicy, Order, Override, SizingSnapshot, Symbol
+from .models import Candle, Fill, Order, Override, SizingSnapshot, Symbol
 from .scoring import EXECUTION_WINDOW_DAYS, SymbolInputs
 
 TERMINAL_ORDER_STATUSES = (
@@ -149,37 +148,3 @@ class EffectivePolicy:
     mode: str
     override: Override | None
     pinned_factor: float | None
-
-
-def override_active(*, symbol: str, at: datetime | None = None) -> Override | None:
-    at = at or timezone.now()
-    return (
-        Override.objects.filter(symbol__name=symbol, revoked_at__isnull=True)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=at))
-        .order_by("-created_at", "-pk")
-        .first()
-    )
-
-
-def policy_effective(*, symbol: str) -> EffectivePolicy:
-    """Mode and pinned factor for a symbol: an active override, else the symbol's mode, else global."""
-    override = override_active(symbol=symbol)
-    if override is not None and override.mode:
-        mode = override.mode
-    else:
-        symbol_mode = Symbol.objects.filter(name=symbol).values_list("mode", flat=True).first()
-        mode = symbol_mode or _global_mode()
-    pinned = override.pinned_factor if override is not None else None
-    return EffectivePolicy(mode=mode, override=override, pinned_factor=pinned)
-
-
-def _global_mode() -> str:
-    mode = GlobalPolicy.objects.filter(pk=1).values_list("mode", flat=True).first()
-    return mode or sizing_settings().default_mode
-
-
-def snapshot_age_seconds(snapshot: SizingSnapshot, now: datetime | None = None) -> float:
-    """Age measured from the bucket start: the newest data a snapshot can reflect."""
-    now = now or timezone.now()
-    return (now - snapshot.as_of).total_seconds()
-

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from sizing_app import exports
 from sizing_app.models import GlobalPolicy, Override, RecomputeRun, SizingDecision, SizingSnapshot, Symbol
-from sizing_app.selectors import policy_effective
+from sizing_app.latest import hot_state
 from sizing_app.signal_generator import size_decide
 from tests.factories import make_snapshot, make_symbol
 
@@ -455,7 +455,7 @@ def test_risk_changes_a_symbol_mode_through_the_service(risk, risk_user, ledger)
     assert Symbol.objects.get(pk=ledger.btc.pk).mode == "shadow"
     latest = ledger.btc.history.order_by("-history_date", "-history_id").first()
     assert (latest.mode, latest.history_user) == ("shadow", risk_user)
-    assert policy_effective(symbol="BTCUSDC").mode == "shadow"
+    assert hot_state.policy("BTCUSDC").mode == "shadow"
     # The next size follows at once: shadow records the factor and applies 1.0.
     decision = size_decide("BTCUSDC", 1000.0, order_ref="after-switch")
     assert (decision.mode, decision.intel_factor, decision.applied_factor) == ("shadow", 1.75, 1.0)

@@ -26,7 +26,7 @@ from rest_framework.views import APIView
 
 from .. import signal_generator, tasks
 from ..conf import sizing_settings
-from ..latest import latest_cache
+from ..latest import hot_state
 from ..models import SYMBOL_PATTERN, GlobalPolicy, Override, RecomputeRun, SizingDecision, SizingSnapshot, Symbol
 from ..services import policy as policy_service
 from ..utils.execution_health import compute_execution_health
@@ -219,7 +219,7 @@ class LatestFactorDetailView(ApiView):
                    responses=s.LatestFactorOutputSerializer,
                    summary="A symbol's latest snapshot, from the per-process hot state (no query when warm).")
     def get(self, request, symbol: str):
-        latest = latest_cache.get(symbol) if _SYMBOL_RE.fullmatch(symbol) else None
+        latest = hot_state.latest(symbol) if _SYMBOL_RE.fullmatch(symbol) else None
         if latest is None:
             _known_symbol_or_404(symbol)
             raise NotFound(f"{symbol} has no snapshot yet.", code="no_snapshot")
