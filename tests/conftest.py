@@ -4,6 +4,12 @@ from django.conf import settings
 
 from sizing_app.latest import hot_state
 from sizing_app.services.decisions import chain_heads
+from tests.integration.conftest import real_process_collection_finish, real_process_unconfigure
+
+# Registered here, at the root, so that tests/integration and tests/faults (real worker, beat and
+# server processes on a test database other processes can open) work when run alone or together.
+pytest_collection_finish = real_process_collection_finish
+pytest_unconfigure = real_process_unconfigure
 
 # Tests read the hot state inline: a background thread cannot see a test's uncommitted rows.
 settings.SIZING_BACKGROUND_REFRESH = False

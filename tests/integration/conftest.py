@@ -64,7 +64,7 @@ def session_dir() -> Path:
     return _session_dir
 
 
-def pytest_collection_finish(session):
+def real_process_collection_finish(session):
     """Give the test database a name other processes can open, when integration tests will run.
 
     SQLite's test database moves from memory to a file; PostgreSQL's gets a per-session name.
@@ -72,7 +72,8 @@ def pytest_collection_finish(session):
     Done here rather than in a `django_db_modify_db_settings` override because the test database
     is created once per session, by whichever test needs it first, often one outside this folder.
     """
-    if not any(Path(str(item.path)).is_relative_to(HERE) for item in session.items):
+    real_process_dirs = (HERE, HERE.parent / "faults")
+    if not any(Path(str(item.path)).is_relative_to(d) for item in session.items for d in real_process_dirs):
         return
     database = connections["default"].settings_dict
     test_settings = database.setdefault("TEST", {})
@@ -84,7 +85,7 @@ def pytest_collection_finish(session):
         test_settings["NAME"] = f"test_{database['NAME']}_{os.getpid()}"
 
 
-def pytest_unconfigure(config):
+def real_process_unconfigure(config):
     if _session_dir is None:
         return
     if os.environ.get("SIZING_TEST_KEEP_LOGS"):
