@@ -95,6 +95,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # Lets the ledger INSERT (the one statement run on a server-binding cursor, with prepare=True)
+    # be prepared once per connection; Django's own client-binding cursors never prepare.
+    DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
@@ -261,6 +264,9 @@ SIZING_CAPITAL_BASE = env.float("SIZING_CAPITAL_BASE", default=100_000.0)
 SIZING_DEFAULT_MODE = env.str("SIZING_DEFAULT_MODE", default="live")
 # Keep each process's latest factors fresh from a background thread (off in the test suite).
 SIZING_BACKGROUND_REFRESH = env.bool("SIZING_BACKGROUND_REFRESH", default=True)
+# Outage journal (sizing_app/journal.py): a file on local disk, e.g. var/journal/ledger.jsonl.
+# Empty (the default): a decision the ledger database cannot take raises SizingUnavailable.
+SIZING_JOURNAL_PATH = env.str("SIZING_JOURNAL_PATH", default="")
 
 LOGGING = {
     "version": 1,

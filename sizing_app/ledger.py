@@ -16,8 +16,10 @@ GENESIS_HASH = "0" * 64
 HASHED_FIELDS = (
     "symbol", "seq", "prev_hash", "created_at", "gross_target", "inverse_vol_size", "regime_multiplier",
     "sharpe_multiplier", "intel_factor", "applied_factor", "final_size", "snapshot_id", "score", "mode",
-    "override_id", "stale", "fallback_reason", "order_ref", "caller",
+    "override_id", "stale", "fallback_reason", "order_ref", "caller", "journal_ref",
 )
+# Hashed only when set, so rows written before the field existed keep their hashes.
+OPTIONAL_HASHED_FIELDS = frozenset({"journal_ref"})
 
 # Rows that fail their own hash are held and tried against the other damaged rows' seq and
 # created_at to tell a swap from an edit; past this many (memory, a quadratic search) all count as edited.
@@ -25,16 +27,23 @@ SWAP_SEARCH_LIMIT = 200
 
 
 def _canonical(value):
+    """Dates and times as ISO text to the microsecond; everything else is JSON already."""
     if hasattr(value, "isoformat"):
         return value.isoformat(timespec="microseconds")
-    return value
+    raise TypeError(f"a ledger row cannot hold {type(value).__name__}")
+
+
+# One encoder for every row (json.dumps with options builds a new one per call); the hot path.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_canonical)
 
 
 def row_hash(fields: dict) -> str:
     """sha256 over the canonical JSON of the hashed fields (floats in repr, exact round trip)."""
-    payload = {name: _canonical(fields[name]) for name in HASHED_FIELDS}
-    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    payload = {
+        name: fields[name] for name in HASHED_FIELDS
+        if name not in OPTIONAL_HASHED_FIELDS or fields.get(name)
+    }
+    return hashlib.sha256(_ENCODER.encode(payload).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

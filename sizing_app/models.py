@@ -330,8 +330,13 @@ class SizingDecision(AppendOnlyModel):
     per-symbol hash chain that makes edits, deletions and reordering detectable.
     """
 
-    created_at = models.DateTimeField(db_index=True)
-    symbol = models.CharField(max_length=32, db_index=True)
+    # Every index and foreign-key check here is paid on every size handed out: the hot path.
+    # symbol and created_at are served by the composite indexes below; the foreign keys are
+    # ORM-level only, because their targets can never disappear (snapshots are append-only,
+    # overrides are revoked, not deleted, PROTECT refuses it in the ORM) and a database check
+    # would lock the snapshot row on every insert.
+    created_at = models.DateTimeField()
+    symbol = models.CharField(max_length=32)
     gross_target = models.FloatField()
     inverse_vol_size = models.FloatField()
     regime_multiplier = models.FloatField()
@@ -340,15 +345,22 @@ class SizingDecision(AppendOnlyModel):
     applied_factor = models.FloatField()
     final_size = models.FloatField()
     snapshot = models.ForeignKey(
-        SizingSnapshot, on_delete=models.PROTECT, null=True, blank=True, related_name="decisions"
+        SizingSnapshot, on_delete=models.PROTECT, null=True, blank=True, related_name="decisions",
+        db_constraint=False,  # kept indexed: compliance lists the decisions sized with a snapshot
     )
     score = models.FloatField(null=True, blank=True)
     mode = models.CharField(max_length=8, choices=Mode.choices)
-    override = models.ForeignKey(Override, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    override = models.ForeignKey(
+        Override, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_constraint=False,
+        db_index=False,
+    )
     stale = models.BooleanField(default=False)
     fallback_reason = models.CharField(max_length=64, blank=True, default="")
-    order_ref = models.CharField(max_length=128, blank=True, default="", db_index=True)
+    order_ref = models.CharField(max_length=128, blank=True, default="")
     caller = models.CharField(max_length=64, blank=True, default="")
+    # Set when the decision was made during a database outage, journaled to local disk and
+    # replayed into the ledger later (sizing_app.journal): the journal entry's id, unique.
+    journal_ref = models.CharField(max_length=36, blank=True, default="")
     seq = models.PositiveBigIntegerField()
     prev_hash = models.CharField(max_length=64)
     row_hash = models.CharField(max_length=64)
@@ -358,8 +370,15 @@ class SizingDecision(AppendOnlyModel):
             # Two writers that read the same chain head cannot both append: one gets an
             # IntegrityError and retries on the new head, so the chain never forks.
             models.UniqueConstraint(fields=["symbol", "seq"], name="decision_chain_seq"),
+            # A journaled decision is replayed once, however often the replay is interrupted.
+            models.UniqueConstraint(fields=["journal_ref"], condition=~models.Q(journal_ref=""),
+                                    name="decision_journal_ref"),
         ]
-        indexes = [models.Index(fields=["-created_at", "-id"], name="decision_created_id")]  # cursor pages
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="decision_created_id"),  # cursor pages, dates
+            # Admin search is exact or prefix on order_ref: pattern ops serve both on PostgreSQL.
+            models.Index(fields=["order_ref"], name="decision_order_ref", opclasses=["varchar_pattern_ops"]),
+        ]
         ordering = ["-created_at", "-id"]
 
     def __str__(self):

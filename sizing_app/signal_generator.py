@@ -6,9 +6,10 @@ and operators can swap one step without touching the rest. Every size is on the 
 from collections.abc import Iterable
 from contextlib import contextmanager
 
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connection
 
 from .intel.persisted import symbol_size_factor
+from .journal import JournalCorrupt
 from .models import SizingDecision
 from .position_sizing import inverse_vol_size, volatility_regime_scale
 from .risk_autotune import size_multiplier
@@ -27,7 +28,12 @@ def _fail_closed():
     try:
         yield
     except (OperationalError, InterfaceError) as exc:
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()  # so the next call reconnects
         raise SizingUnavailable(f"sizing is unavailable: the ledger database cannot be reached ({exc})") from exc
+    except (OSError, JournalCorrupt) as exc:
+        # The database was down and the outage journal could not take the decision either.
+        raise SizingUnavailable(f"sizing is unavailable: the outage journal failed ({exc})") from exc
 
 
 def _request(symbol, gross_target, order_ref, caller) -> SizingRequest:
@@ -45,10 +51,15 @@ def _request(symbol, gross_target, order_ref, caller) -> SizingRequest:
     )
 
 
-def size_decide(symbol: str, gross_target: float, *, order_ref: str = "", caller: str = "") -> SizingDecision:
-    """Size one order and return its committed ledger row (with the whole breakdown)."""
+def size_decide(symbol: str, gross_target: float, *, order_ref: str = "", caller: str = "",
+                journal: bool = True) -> SizingDecision:
+    """Size one order and return its committed ledger row (with the whole breakdown).
+
+    During a database outage with the outage journal enabled, the row is journaled instead and
+    comes back unsaved (id and seq None, journal_ref set); journal=False fails closed regardless.
+    """
     with _fail_closed():
-        return decision_record(request=_request(symbol, gross_target, order_ref, caller))
+        return decision_record(request=_request(symbol, gross_target, order_ref, caller), journal=journal)
 
 
 def size_for(symbol: str, gross_target: float, *, order_ref: str = "", caller: str = "") -> float:
@@ -64,8 +75,9 @@ def size_for(symbol: str, gross_target: float, *, order_ref: str = "", caller: s
     return size_decide(symbol, gross_target, order_ref=order_ref, caller=caller).final_size
 
 
-def size_decide_batch(orders: Iterable[tuple[str, float, str]], *, caller: str = "") -> list[SizingDecision]:
+def size_decide_batch(orders: Iterable[tuple[str, float, str]], *, caller: str = "",
+                      journal: bool = True) -> list[SizingDecision]:
     """Size many (symbol, gross_target, order_ref) orders in one transaction: all rows or none."""
     with _fail_closed():
         requests = [_request(symbol, gross, order_ref, caller) for symbol, gross, order_ref in orders]
-        return decisions_record(requests=requests)
+        return decisions_record(requests=requests, journal=journal)

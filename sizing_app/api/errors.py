@@ -9,10 +9,13 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from ..services.decisions import SizingUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,10 @@ def _translate(exc: Exception) -> Exception:
         return exceptions.NotFound()
     if isinstance(exc, DjangoPermissionDenied):
         return exceptions.PermissionDenied()
+    if isinstance(exc, (SizingUnavailable, OperationalError, InterfaceError)):
+        # The database is down: the client may retry; it must not read this as its own mistake.
+        logger.warning("answering 503: %s", exc)
+        return ServiceUnavailable()
     return exc
 
 

@@ -283,6 +283,7 @@ class SizeView(ApiView):
         decision = _service_call(
             signal_generator.size_decide, symbol=data["symbol"], gross_target=data["gross_target"],
             order_ref=data["order_ref"], caller=_caller(request),
+            journal=False,  # a response promises a ledger row (its id); a database outage is a 503
         )
         return Response(s.DecisionOutputSerializer(decision).data, status=status.HTTP_201_CREATED)
 
@@ -305,7 +306,7 @@ class SizeBatchView(ApiView):
         decisions = _service_call(
             signal_generator.size_decide_batch,
             orders=[(order["symbol"], order["gross_target"], order["order_ref"]) for order in orders],
-            caller=_caller(request),
+            caller=_caller(request), journal=False,
         )
         return Response(s.DecisionOutputSerializer(decisions, many=True).data, status=status.HTTP_201_CREATED)
 

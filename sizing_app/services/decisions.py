@@ -5,15 +5,19 @@ is ever unrecorded. Chains are per symbol, so writers on different symbols never
 """
 from __future__ import annotations
 
+import functools
+import json
 import math
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from ..conf import sizing_settings
+from ..journal import journal_append, journal_path, journal_pending, journal_replay
 from ..latest import hot_state
 from ..ledger import GENESIS_HASH, row_hash
 from ..models import SizingDecision
@@ -134,7 +138,7 @@ def _decision_fields(request: SizingRequest, created_at) -> dict[str, Any]:
         "snapshot_id": intel.get("snapshot_id"), "score": intel.get("score"), "mode": policy.mode,
         "override_id": policy.override.pk if policy.override is not None else None,
         "stale": bool(intel.get("stale", False)), "fallback_reason": fallback_reason,
-        "order_ref": request.order_ref, "caller": request.caller,
+        "order_ref": request.order_ref, "caller": request.caller, "journal_ref": "",
     }
 
 
@@ -149,45 +153,91 @@ def _chain(rows: list[dict[str, Any]], heads: dict[str, tuple[int, str]]) -> lis
     return chained
 
 
-# Ledger rows go in with one multi-row INSERT ... RETURNING: one statement is atomic on its
-# own, so a size costs one round trip like a bare INSERT, and a batch costs one too. The
+# Ledger rows go in with one INSERT ... RETURNING: one statement is atomic on its own, so a
+# size costs one round trip like a bare INSERT, and a batch of any size costs one too. The
 # ORM's bulk_create spends tens of microseconds per row compiling; this path is the hot one.
 _INSERT_FIELDS = [field for field in SizingDecision._meta.concrete_fields if not field.primary_key]
-_INSERT_BATCH = 500
+_INSERT_NAMES = [field.attname for field in _INSERT_FIELDS]
+_MODEL_NAMES = [SizingDecision._meta.pk.attname, *_INSERT_NAMES]
+_SQLITE_BATCH = 500  # rows per statement: SQLite caps the parameters of one statement
+
+
+@functools.cache
+def _table_and_columns() -> tuple[str, str]:
+    quote = connection.ops.quote_name
+    return quote(SizingDecision._meta.db_table), ", ".join(quote(field.column) for field in _INSERT_FIELDS)
+
+
+@functools.cache
+def _postgres_insert_sql() -> str:
+    """One statement for any number of rows, its rows passed as one JSON array of objects.
+
+    Its text never changes, so the server parses and plans it once per connection (prepared);
+    json.dumps in C beats binding thousands of parameters (or dumping arrays) in Python, and is
+    exact: floats go as their shortest round-trip repr, times as ISO strings to the microsecond.
+    json_populate_recordset types each field as the table's own column. The statement holds its
+    chains' append locks (see _lock_chains) while it inserts: a writer that lost a race and
+    queued on them can never lose again.
+    """
+    table, columns = _table_and_columns()
+    return (
+        f"INSERT INTO {table} ({columns}) "
+        "WITH chain_lock AS (SELECT pg_advisory_xact_lock(hashtextextended(name, 0)) "
+        "FROM (SELECT name FROM unnest(%s::text[]) AS name ORDER BY 1) AS names) "
+        f"SELECT {columns} FROM json_populate_recordset(NULL::{table}, %s::json), "
+        "(SELECT count(*) FROM chain_lock) AS held "
+        'RETURNING "id", "symbol", "seq"'
+    )
+
+
+def _json_value(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot put {type(value).__name__} into a ledger row")
+
+
+def _insert_postgres(chained: list[dict[str, Any]]) -> list[int]:
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    symbols = sorted({fields["symbol"] for fields in chained})
+    rows = json.dumps([{name: fields[name] for name in _INSERT_NAMES} for fields in chained],
+                      default=_json_value, allow_nan=False, separators=(",", ":"))
+    connection.ensure_connection()
+    # Django's cursors bind parameters client-side, so they never prepare; this one binds on the
+    # server, and the connection's prepare_threshold (settings) prepares the statement after a
+    # few runs. Wrapped like any Django cursor: same error classes, query logging and wrappers.
+    raw = ServerBindingCursor(connection.connection)
+    wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+    with wrap(raw) as cursor:
+        cursor.execute(_postgres_insert_sql(), [symbols, rows])
+        inserted = {(symbol, seq): pk for pk, symbol, seq in cursor.fetchall()}
+    # RETURNING's row order is not guaranteed: match ids to rows by their chain position.
+    return [inserted[fields["symbol"], fields["seq"]] for fields in chained]
+
+
+def _insert_sqlite(chained: list[dict[str, Any]]) -> list[int]:
+    table, columns = _table_and_columns()
+    placeholder = "(" + ", ".join(["%s"] * len(_INSERT_FIELDS)) + ")"
+    adapt_time = connection.ops.adapt_datetimefield_value
+    ids: list[int] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(chained), _SQLITE_BATCH):
+            batch = chained[start:start + _SQLITE_BATCH]
+            params = []
+            for fields in batch:
+                params.extend(adapt_time(fields[name]) if name == "created_at" else fields[name]
+                              for name in _INSERT_NAMES)
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {', '.join([placeholder] * len(batch))} RETURNING \"id\"",
+                params,
+            )
+            # SQLite returns a multi-row VALUES insert's ids in row order.
+            ids.extend(row[0] for row in cursor.fetchall())
+    return ids
 
 
 def _insert(chained: list[dict[str, Any]]) -> list[int]:
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in _INSERT_FIELDS)
-    postgres = connection.vendor == "postgresql"
-    # PostgreSQL: the VALUES feed a SELECT, so each parameter says its type (NULLs would be text).
-    casts = [f"::{field.cast_db_type(connection)}" if postgres else "" for field in _INSERT_FIELDS]
-    placeholder = "(" + ", ".join(f"%s{cast}" for cast in casts) + ")"
-    adapt_time = connection.ops.adapt_datetimefield_value
-    names = [field.attname for field in _INSERT_FIELDS]
-    table = quote(SizingDecision._meta.db_table)
-    ids: list[int] = []
-    with connection.cursor() as cursor:
-        for start in range(0, len(chained), _INSERT_BATCH):
-            batch = chained[start:start + _INSERT_BATCH]
-            params = []
-            for fields in batch:
-                params.extend(adapt_time(fields[name]) if name == "created_at" else fields[name] for name in names)
-            values = ", ".join([placeholder] * len(batch))
-            if postgres:
-                # Still one statement, but it holds its chains' append locks (_lock_chains) while it
-                # inserts: a writer that lost a race and queued on them can never lose again.
-                cursor.execute(
-                    f"INSERT INTO {table} ({columns}) WITH chain_lock AS (SELECT pg_advisory_xact_lock(key) "
-                    "FROM (SELECT hashtextextended(name, 0) AS key FROM unnest(%s::text[]) AS name ORDER BY 1) AS keys) "
-                    f"SELECT v.* FROM (VALUES {values}) AS v, (SELECT count(*) FROM chain_lock) AS held "
-                    f"RETURNING {quote('id')}",
-                    [sorted({fields["symbol"] for fields in batch}), *params],
-                )
-            else:
-                cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {values} RETURNING {quote('id')}", params)
-            ids.extend(row[0] for row in cursor.fetchall())
-    return ids
+    return _insert_postgres(chained) if connection.vendor == "postgresql" else _insert_sqlite(chained)
 
 
 def _lock_chains(symbols: set[str]) -> None:
@@ -207,18 +257,14 @@ def _append(chained: list[dict[str, Any]]) -> list[int]:
     if connection.in_atomic_block:
         with transaction.atomic():  # a savepoint, so a lost race leaves the caller's transaction usable
             return _insert(chained)
-    if len(chained) > _INSERT_BATCH:
+    if len(chained) > _SQLITE_BATCH and connection.vendor != "postgresql":
         with transaction.atomic():  # several statements: all rows or none
             return _insert(chained)
     return _insert(chained)
 
 
-def decisions_record(*, requests: list[SizingRequest]) -> list[SizingDecision]:
-    """Apply policy to each request and append the rows to their chains: all rows or none."""
-    if not requests:
-        return []
-    created_at = timezone.now()
-    rows = [_decision_fields(request, created_at) for request in requests]
+def _append_to_chains(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[int]]:
+    """Chain the rows onto their symbols' heads and insert them: (chained rows, their ids)."""
     symbols = {row["symbol"] for row in rows}
     heads = {symbol: chain_heads.get(symbol) for symbol in symbols}
     for attempt in range(CHAIN_RETRIES):
@@ -226,26 +272,21 @@ def decisions_record(*, requests: list[SizingRequest]) -> list[SizingDecision]:
             if attempt == 0:
                 # Fast path: one INSERT on the heads this process saw last.
                 chained = _chain(rows, dict(heads))
-                ids = _append(chained)
-            else:
-                # Another writer appended first. Racing again can lose again, without end under
-                # load: queue on the chains' locks instead, then read the heads and append.
-                with transaction.atomic():
-                    _lock_chains(symbols)
-                    heads = {symbol: chain_heads.reload(symbol) for symbol in symbols}
-                    chained = _chain(rows, dict(heads))
-                    ids = _insert(chained)
+                return chained, _append(chained)
+            # Another writer appended first. Racing again can lose again, without end under
+            # load: queue on the chains' locks instead, then read the heads and append.
+            with transaction.atomic():
+                _lock_chains(symbols)
+                heads = {symbol: chain_heads.reload(symbol) for symbol in symbols}
+                chained = _chain(rows, dict(heads))
+                return chained, _insert(chained)
         except IntegrityError:
             if attempt == CHAIN_RETRIES - 1:
                 raise
-            continue
-        break
-    decisions = []
-    for pk, fields in zip(ids, chained):
-        decision = SizingDecision(id=pk, **fields)
-        decision._state.adding = False
-        decision._state.db = connection.alias
-        decisions.append(decision)
+    raise AssertionError("unreachable")
+
+
+def _remember_heads(decisions: list[SizingDecision]) -> None:
     if connection.in_atomic_block:
         # Inside the caller's transaction: trust the new heads only once that commits.
         for decision in decisions:
@@ -254,8 +295,69 @@ def decisions_record(*, requests: list[SizingRequest]) -> list[SizingDecision]:
     else:
         for decision in decisions:
             chain_heads.remember(decision.symbol, decision.seq, decision.row_hash)
+
+
+_REPLAY_LOOKUP_BATCH = 500  # journal_refs per "already in the ledger?" query (SQLite caps parameters)
+
+
+def _append_replayed(rows: list[dict[str, Any]]) -> int:
+    """Append journaled rows not yet in the ledger, in journal order, in one transaction."""
+    refs = [row["journal_ref"] for row in rows]
+    symbols = {row["symbol"] for row in rows}
+    with transaction.atomic():
+        _lock_chains(symbols)
+        done: set[str] = set()
+        for start in range(0, len(refs), _REPLAY_LOOKUP_BATCH):
+            done.update(SizingDecision.objects.filter(journal_ref__in=refs[start:start + _REPLAY_LOOKUP_BATCH])
+                        .values_list("journal_ref", flat=True))
+        missing = [row for row in rows if row["journal_ref"] not in done]
+        heads = {symbol: chain_heads.reload(symbol) for symbol in symbols}
+        chained = _chain(missing, heads)
+        if chained:
+            _insert(chained)
+        for symbol in symbols:
+            chain_heads.forget(symbol)
+    return len(chained)
+
+
+def journal_replay_pending() -> int:
+    """Replay the outage journal into the ledger (see sizing_app.journal); returns rows inserted."""
+    return journal_replay(_append_replayed)
+
+
+def _journaled(entries: list[dict[str, Any]]) -> list[SizingDecision]:
+    """Unsaved decisions (no id, no chain position yet): recorded on disk, in the ledger later."""
+    return [SizingDecision(**entry, seq=None, prev_hash="", row_hash="") for entry in entries]
+
+
+def decisions_record(*, requests: list[SizingRequest], journal: bool = True) -> list[SizingDecision]:
+    """Apply policy to each request and append the rows to their chains: all rows or none.
+
+    If the database cannot be reached and the outage journal is enabled (and `journal` allows
+    it), the rows go to the journal instead, durably, before this returns, as unsaved decisions
+    with their journal_ref; otherwise the database error propagates.
+    """
+    if not requests:
+        return []
+    created_at = timezone.now()
+    rows = [_decision_fields(request, created_at) for request in requests]
+    try:
+        if journal_pending():
+            journal_replay_pending()  # older decisions first, so every chain stays in time order
+        chained, ids = _append_to_chains(rows)
+    except (OperationalError, InterfaceError):
+        if not journal or journal_path() is None or connection.in_atomic_block:
+            raise
+        connection.close_if_unusable_or_obsolete()  # the next call reconnects
+        return _journaled(journal_append(rows))
+    # As if loaded from the database (positional values: Model.__init__'s fast path).
+    decisions = [
+        SizingDecision.from_db(connection.alias, _MODEL_NAMES, [pk, *(fields[name] for name in _INSERT_NAMES)])
+        for pk, fields in zip(ids, chained)
+    ]
+    _remember_heads(decisions)
     return decisions
 
 
-def decision_record(*, request: SizingRequest) -> SizingDecision:
-    return decisions_record(requests=[request])[0]
+def decision_record(*, request: SizingRequest, journal: bool = True) -> SizingDecision:
+    return decisions_record(requests=[request], journal=journal)[0]

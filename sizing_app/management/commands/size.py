@@ -1,7 +1,7 @@
 """Size one order the way the engine does, record it on the ledger, and print the breakdown."""
 from django.core.management.base import BaseCommand, CommandError
 
-from ...signal_generator import size_decide
+from ...signal_generator import SizingUnavailable, size_decide
 
 
 class Command(BaseCommand):
@@ -21,6 +21,8 @@ class Command(BaseCommand):
             decision = size_decide(symbol, gross_target, order_ref=order_ref, caller="cli:size")
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        except SizingUnavailable as exc:
+            raise CommandError(f"{exc}. No size was given. Check that the database in DATABASE_URL is up.") from exc
         rows = [
             ("symbol", decision.symbol),
             ("gross target", f"{decision.gross_target:.10g}"),
@@ -35,7 +37,8 @@ class Command(BaseCommand):
             ("snapshot", decision.snapshot_id or "none"),
             ("stale", "yes" if decision.stale else "no"),
             ("fallback", decision.fallback_reason or "-"),
-            ("ledger", f"decision {decision.pk}, chain seq {decision.seq}"),
+            ("ledger", f"decision {decision.pk}, chain seq {decision.seq}" if decision.pk is not None else
+             f"database unreachable: journaled as {decision.journal_ref}, replayed when it returns"),
         ]
         width = max(len(label) for label, _ in rows)
         for label, value in rows:

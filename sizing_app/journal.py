@@ -1,0 +1,138 @@
+"""The outage journal: decisions made while the ledger database is unreachable, kept on local disk.
+
+Off by default, and then sizing fails closed (SizingUnavailable). With SIZING_JOURNAL_PATH set,
+a decision the database cannot take is appended to that file and fsynced *before* its size is
+handed out, then replayed into the ledger, in order and chained onto the heads of that moment,
+once the database answers again: by the next decision of any process sharing the file, or by
+`manage.py replay_journal`.
+
+One line per call, so a batch is all its rows or none. Appends and the replay hold an exclusive
+flock on the file, so every process on one host can share it. Replay is idempotent: each row
+carries its journal_ref (unique in the ledger) and rows already there are skipped, so a crash
+between the ledger's commit and the emptying of the file records nothing twice.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+class JournalCorrupt(RuntimeError):
+    """A complete journal line cannot be read back: nothing is replayed until someone looks."""
+
+
+def journal_path() -> Path | None:
+    configured = getattr(settings, "SIZING_JOURNAL_PATH", "")
+    return Path(configured) if configured else None
+
+
+def journal_pending() -> bool:
+    """True when a journal is configured and holds entries (one stat: cheap enough per decision)."""
+    path = journal_path()
+    if path is None:
+        return False
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[int]:
+    """The journal file, open for reading and appending, under an exclusive lock."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    created = not path.exists()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if created:  # the new file's directory entry must survive a crash too
+            directory = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        yield fd
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _encode(value: Any):
+    if isinstance(value, datetime):
+        return {"$datetime": value.isoformat(timespec="microseconds")}
+    raise TypeError(f"a journal entry cannot hold {type(value).__name__}")
+
+
+def _decode(entry: dict) -> dict:
+    return {
+        key: datetime.fromisoformat(value["$datetime"]) if isinstance(value, dict) else value
+        for key, value in entry.items()
+    }
+
+
+def journal_append(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Write one call's decision rows durably (fsync); return them with their journal_ref.
+
+    Raises OSError when the disk will not take them: then no size may be handed out either.
+    """
+    path = journal_path()
+    if path is None:
+        raise RuntimeError("no outage journal is configured (SIZING_JOURNAL_PATH)")
+    entries = [{**row, "journal_ref": str(uuid.uuid4())} for row in rows]
+    line = (json.dumps(entries, default=_encode, allow_nan=False, separators=(",", ":")) + "\n").encode()
+    with _locked(path) as fd:
+        written = 0
+        while written < len(line):
+            written += os.write(fd, line[written:])
+        os.fsync(fd)
+    logger.warning("ledger database unreachable: %d decision(s) journaled to %s", len(entries), path)
+    return entries
+
+
+def journal_replay(append: Callable[[list[dict[str, Any]]], int]) -> int:
+    """Hand every journaled row, oldest first, to `append` (one transaction), then empty the file.
+
+    `append` returns how many rows it inserted (rows already in the ledger are skipped). If it
+    raises (the database is down again), the file is left as it was.
+    """
+    path = journal_path()
+    if path is None:
+        return 0
+    with _locked(path) as fd:
+        os.lseek(fd, 0, os.SEEK_SET)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        data = b"".join(chunks)
+        if not data:
+            return 0
+        lines = data.split(b"\n")
+        if lines[-1]:
+            # No newline: the writer died inside write(), before fsync returned, so the caller
+            # never got these sizes. Nothing was applied; nothing needs recording.
+            logger.warning("outage journal %s ends in an incomplete entry (%d bytes); it was never "
+                           "acknowledged and is dropped", path, len(lines[-1]))
+        rows = []
+        for number, line in enumerate(lines[:-1], start=1):
+            try:
+                rows.extend(_decode(entry) for entry in json.loads(line))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise JournalCorrupt(f"{path} line {number} cannot be read ({exc}); nothing was replayed. "
+                                     "Move the file aside, repair or archive that line, and replay again.") from exc
+        inserted = append(rows)
+        os.ftruncate(fd, 0)
+        os.fsync(fd)
+    logger.warning("outage journal %s replayed: %d row(s) inserted, %d already in the ledger",
+                   path, inserted, len(rows) - inserted)
+    return inserted

@@ -1,0 +1,211 @@
+"""The outage journal: with SIZING_JOURNAL_PATH set, a database outage journals decisions to disk
+and the next decision (or `replay_journal`) puts them on the ledger, in order, chains intact.
+
+The outage is simulated in-process by making the ledger INSERT raise OperationalError, as a dead
+connection does; tests/faults/test_journal_outage.py does it for real, with kill -9.
+These tests commit (the journal is refused inside a caller's transaction), hence transaction=True.
+"""
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import OperationalError, transaction
+
+from sizing_app import journal
+from sizing_app.models import SizingDecision
+from sizing_app.services import decisions as decision_service
+from sizing_app.signal_generator import SizingUnavailable, size_decide, size_decide_batch, size_for
+from tests.factories import make_snapshot, make_symbol
+from tests.integration.conftest import empty_append_only_tables  # noqa: F401  (autouse: SQLite flush)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def journal_file(settings, tmp_path):
+    path = tmp_path / "journal" / "ledger.jsonl"
+    settings.SIZING_JOURNAL_PATH = str(path)
+    return path
+
+
+@pytest.fixture
+def market(db):
+    for name in ("BTCUSDC", "ETHUSDC"):
+        make_snapshot(make_symbol(name), size_factor=1.5)
+
+
+class Outage:
+    """The ledger database is unreachable while `down` is true."""
+
+    def __init__(self, monkeypatch):
+        self.down = False
+        real_insert = decision_service._insert
+
+        def insert(chained):
+            if self.down:
+                raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+            return real_insert(chained)
+
+        monkeypatch.setattr(decision_service, "_insert", insert)
+
+
+@pytest.fixture
+def outage(monkeypatch):
+    return Outage(monkeypatch)
+
+
+def verify_ledger() -> str:
+    out = io.StringIO()
+    call_command("verify_ledger", stdout=out)  # raises CommandError (exit 1) on any problem
+    return out.getvalue()
+
+
+def journal_lines(path) -> list[list[dict]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_outage_journals_the_decision_durably_and_hands_out_the_size(market, journal_file, outage):
+    expected = size_for("BTCUSDC", 100.0, order_ref="before")
+    outage.down = True
+    decision = size_decide("BTCUSDC", 100.0, order_ref="during", caller="engine-1")
+    assert decision.final_size == expected  # same stack, same persisted factor
+    assert decision.pk is None and decision.seq is None and decision.journal_ref
+    [[entry]] = journal_lines(journal_file)
+    assert entry["order_ref"] == "during" and entry["journal_ref"] == decision.journal_ref
+    assert entry["final_size"] == expected and entry["caller"] == "engine-1"
+    assert not SizingDecision.objects.filter(order_ref="during").exists()
+
+
+def test_next_decision_after_the_outage_replays_the_journal_first_and_chains_stay_valid(
+        market, journal_file, outage):
+    size_for("BTCUSDC", 100.0, order_ref="o1")
+    outage.down = True
+    journaled = [size_decide("BTCUSDC", 10.0 * n, order_ref=f"j{n}") for n in range(1, 4)]
+    size_decide_batch([("ETHUSDC", 5.0, "jb1"), ("BTCUSDC", 6.0, "jb2")])
+    outage.down = False
+    after = size_decide("BTCUSDC", 100.0, order_ref="o2")
+
+    assert journal_file.read_bytes() == b""  # replayed and emptied
+    chain = list(SizingDecision.objects.filter(symbol="BTCUSDC").order_by("seq"))
+    assert [row.order_ref for row in chain] == ["o1", "j1", "j2", "j3", "jb2", "o2"]
+    assert [row.seq for row in chain] == [1, 2, 3, 4, 5, 6] and chain[-1].pk == after.pk
+    assert [row.journal_ref for row in chain[1:4]] == [decision.journal_ref for decision in journaled]
+    # The journaled rows keep what was decided and when, not when they reached the ledger.
+    assert [row.created_at for row in chain[1:4]] == [decision.created_at for decision in journaled]
+    assert [row.final_size for row in chain[1:4]] == [decision.final_size for decision in journaled]
+    assert SizingDecision.objects.get(order_ref="jb1").symbol == "ETHUSDC"
+    verify_ledger()
+
+
+def test_a_replay_interrupted_after_its_commit_records_nothing_twice(market, journal_file, outage):
+    outage.down = True
+    size_for("BTCUSDC", 1.0, order_ref="j1")
+    size_for("ETHUSDC", 2.0, order_ref="j2")
+    outage.down = False
+    saved = journal_file.read_bytes()
+    assert decision_service.journal_replay_pending() == 2
+    journal_file.write_bytes(saved)  # as if the process died before emptying the file
+    assert decision_service.journal_replay_pending() == 0
+    assert SizingDecision.objects.filter(order_ref__in=["j1", "j2"]).count() == 2
+    assert journal_file.read_bytes() == b""
+    verify_ledger()
+
+
+def test_replay_that_meets_the_outage_again_leaves_the_journal_untouched(market, journal_file, outage):
+    outage.down = True
+    size_for("BTCUSDC", 1.0, order_ref="j1")
+    saved = journal_file.read_bytes()
+    with pytest.raises(OperationalError):
+        decision_service.journal_replay_pending()
+    assert journal_file.read_bytes() == saved
+    size_for("BTCUSDC", 2.0, order_ref="j2")  # still down: appended after the first
+    assert [entry["order_ref"] for line in journal_lines(journal_file) for entry in line] == ["j1", "j2"]
+
+
+def test_a_torn_last_entry_was_never_acknowledged_and_is_dropped(market, journal_file, outage):
+    outage.down = True
+    size_for("BTCUSDC", 1.0, order_ref="j1")
+    with journal_file.open("ab") as handle:
+        handle.write(b'[{"symbol":"BTCUSDC","order_ref":"torn"')  # the writer died inside write()
+    outage.down = False
+    size_for("BTCUSDC", 1.0, order_ref="o1")
+    assert list(SizingDecision.objects.order_by("seq").values_list("order_ref", flat=True)) == ["j1", "o1"]
+
+
+def test_an_unreadable_entry_stops_sizing_with_a_clear_error_and_keeps_the_file(market, journal_file, outage):
+    outage.down = True
+    size_for("BTCUSDC", 1.0, order_ref="j1")
+    with journal_file.open("ab") as handle:
+        handle.write(b"not json\n")
+    saved = journal_file.read_bytes()
+    outage.down = False
+    with pytest.raises(SizingUnavailable, match="line 2 cannot be read"):
+        size_for("BTCUSDC", 1.0, order_ref="o1")
+    with pytest.raises(CommandError, match="line 2 cannot be read"):
+        call_command("replay_journal", stdout=io.StringIO())
+    assert journal_file.read_bytes() == saved
+    assert SizingDecision.objects.count() == 0
+
+
+def test_a_journal_that_cannot_be_written_fails_closed(market, settings, tmp_path, outage):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    settings.SIZING_JOURNAL_PATH = str(blocker / "ledger.jsonl")  # its parent is a file: unwritable
+    outage.down = True
+    with pytest.raises(SizingUnavailable, match="outage journal failed"):
+        size_for("BTCUSDC", 1.0)
+    assert SizingDecision.objects.count() == 0
+
+
+def test_without_a_journal_the_outage_fails_closed(market, settings, outage):
+    settings.SIZING_JOURNAL_PATH = ""
+    outage.down = True
+    with pytest.raises(SizingUnavailable, match="cannot be reached"):
+        size_for("BTCUSDC", 1.0)
+
+
+def test_inside_a_callers_transaction_the_outage_is_not_journaled(market, journal_file, outage):
+    outage.down = True
+    with pytest.raises(SizingUnavailable), transaction.atomic():
+        size_for("BTCUSDC", 1.0)
+    assert not journal_file.exists() or journal_file.read_bytes() == b""
+
+
+def test_journal_false_fails_closed_even_with_a_journal(market, journal_file, outage):
+    outage.down = True
+    with pytest.raises(SizingUnavailable):
+        size_decide("BTCUSDC", 1.0, journal=False)
+    assert journal_lines(journal_file) == []
+
+
+def test_replay_journal_command(market, settings, journal_file, outage):
+    outage.down = True
+    size_decide_batch([("BTCUSDC", 1.0, "j1"), ("ETHUSDC", 2.0, "j2")])
+    with pytest.raises(CommandError, match="still unreachable"):
+        call_command("replay_journal", stdout=io.StringIO())
+    outage.down = False
+    out = io.StringIO()
+    call_command("replay_journal", stdout=out)
+    assert "2 journaled decision(s) added" in out.getvalue()
+    assert SizingDecision.objects.filter(journal_ref__gt="").count() == 2
+    settings.SIZING_JOURNAL_PATH = ""
+    with pytest.raises(CommandError, match="SIZING_JOURNAL_PATH"):
+        call_command("replay_journal", stdout=io.StringIO())
+
+
+def test_journaled_rows_hash_their_journal_ref_and_old_rows_keep_their_hash(market, journal_file, outage):
+    from sizing_app.ledger import HASHED_FIELDS, row_hash
+
+    size_for("BTCUSDC", 1.0, order_ref="plain")
+    outage.down = True
+    size_for("BTCUSDC", 1.0, order_ref="journaled")
+    outage.down = False
+    decision_service.journal_replay_pending()
+    plain, replayed = SizingDecision.objects.order_by("seq").values(*HASHED_FIELDS, "row_hash")
+    assert plain["journal_ref"] == "" and row_hash(plain) == plain["row_hash"]
+    assert row_hash(replayed) == replayed["row_hash"]
+    assert row_hash({**replayed, "journal_ref": "forged"}) != replayed["row_hash"]
