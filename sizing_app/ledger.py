@@ -30,6 +30,8 @@ def _canonical(value):
     """Dates and times as ISO text to the microsecond; everything else is JSON already."""
     if hasattr(value, "isoformat"):
         return value.isoformat(timespec="microseconds")
+    if isinstance(value, str):
+        return value  # already canonical (a row read back as text)
     raise TypeError(f"a ledger row cannot hold {type(value).__name__}")
 
 
@@ -43,6 +45,8 @@ def row_hash(fields: dict) -> str:
         name: fields[name] for name in HASHED_FIELDS
         if name not in OPTIONAL_HASHED_FIELDS or fields.get(name)
     }
+    # The one time field, canonical up front: the encoder's fallback call costs more than this.
+    payload["created_at"] = _canonical(payload["created_at"])
     return hashlib.sha256(_ENCODER.encode(payload).encode("utf-8")).hexdigest()
 
 
