@@ -95,9 +95,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
-    # Lets the ledger INSERT (the one statement run on a server-binding cursor, with prepare=True)
-    # be prepared once per connection; Django's own client-binding cursors never prepare.
-    DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 5)
+    # libpq waits forever for a server that accepts and never answers: a (re)connect must give up,
+    # so sizing fails closed (SizingUnavailable). `?connect_timeout=N` in DATABASE_URL overrides it.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    # The ledger INSERT (the one statement run on a server-binding cursor) is prepared after a few
+    # runs on a connection; Django's own cursors bind client-side and never prepare. Behind
+    # PgBouncer in transaction mode, allow prepared statements there (max_prepared_statements).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 

@@ -69,6 +69,17 @@ def sizing_settings() -> SizingSettings:
     return values
 
 
+def snapshot_is_stale(age_seconds: float) -> bool:
+    """Too old to trust, or dated ahead of this clock by more than one recompute interval.
+
+    A snapshot from the future was computed while some clock ran fast; once the clock is put
+    right it would otherwise look fresh for as long as it had run ahead, hiding every snapshot
+    computed since. Either way sizing falls back to a neutral factor until a recompute succeeds.
+    """
+    config = sizing_settings()
+    return age_seconds > config.max_age_seconds or age_seconds < -config.recompute_seconds
+
+
 @receiver(setting_changed)
 def _forget_cached_settings(*, setting, **kwargs):
     if setting.startswith("SIZING_"):

@@ -161,14 +161,21 @@ class HotState:
                 self._poll()
 
     def _reload_all(self) -> None:
+        # Cleared first so that a write landing while we load marks us dirty again; set back if
+        # the load fails (database down), or the next read would trust an empty, policy-less state.
         self._dirty = False
-        watch_from = RecomputeRun.objects.aggregate(last=Max("id"))["last"] or 0
-        unsettled = dict(
-            RecomputeRun.objects.filter(status=RecomputeRun.Status.RUNNING).values_list("id", "chunks_done")
-        )
-        self._latest = _load_latest_all()
-        self._policy_signature = _policy_signature()
-        self._policy = _load_policy()
+        try:
+            watch_from = RecomputeRun.objects.aggregate(last=Max("id"))["last"] or 0
+            unsettled = dict(
+                RecomputeRun.objects.filter(status=RecomputeRun.Status.RUNNING).values_list("id", "chunks_done")
+            )
+            latest = _load_latest_all()
+            policy_signature = _policy_signature()
+            policy = _load_policy()
+        except BaseException:
+            self._dirty = True
+            raise
+        self._latest, self._policy_signature, self._policy = latest, policy_signature, policy
         self._run_chunks = {run_id: len(done) for run_id, done in unsettled.items()}
         self._watch_from_run = min([*self._run_chunks, watch_from + 1])
         self._refreshed_at = time.monotonic()

@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import signal_generator, tasks
-from ..conf import sizing_settings
+from ..conf import sizing_settings, snapshot_is_stale
 from ..latest import hot_state
 from ..models import SYMBOL_PATTERN, GlobalPolicy, Override, RecomputeRun, SizingDecision, SizingSnapshot, Symbol
 from ..services import policy as policy_service
@@ -150,9 +150,9 @@ def _drf_datetime(moment) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def _latest_payload(values: dict, now, max_age: float) -> dict:
+def _latest_payload(values: dict, now) -> dict:
     age = (now - values["as_of"]).total_seconds()
-    return {**values, "age_seconds": age, "stale": age > max_age}
+    return {**values, "age_seconds": age, "stale": snapshot_is_stale(age)}
 
 
 class LatestFactorListView(ApiView):
@@ -166,11 +166,11 @@ class LatestFactorListView(ApiView):
         latest_ids = Symbol.objects.filter(is_active=True).annotate(latest_id=Subquery(newest)).values("latest_id")
         rows = (SizingSnapshot.objects.filter(id__in=latest_ids).order_by("symbol__name")
                 .values_list(*LATEST_COLUMNS))
-        now, max_age = timezone.now(), sizing_settings().max_age_seconds
+        now = timezone.now()
         payload = []
         for row in rows:
             values = dict(zip(("symbol", "snapshot_id", *LATEST_COLUMNS[2:]), row))
-            payload.append(_latest_payload(values, now, max_age))
+            payload.append(_latest_payload(values, now))
         return Response(s.LatestFactorOutputSerializer(payload, many=True).data)
 
 
@@ -184,7 +184,7 @@ class LatestJSON:
         self._prefixes: dict[tuple, str] = {}
         self._max_entries = max_entries
 
-    def render(self, latest, now, max_age: float) -> str:
+    def render(self, latest, now) -> str:
         # Ids alone would do in production; the extra fields keep a restored or rolled-back database
         # (whose ids can come again) from ever serving another snapshot's JSON.
         key = (latest.snapshot_id, latest.symbol, latest.as_of, latest.size_factor, latest.score)
@@ -203,7 +203,7 @@ class LatestJSON:
                 self._prefixes.clear()
             self._prefixes[key] = prefix
         age = (now - latest.as_of).total_seconds()
-        return f'{prefix},"age_seconds":{json.dumps(age)},"stale":{"true" if age > max_age else "false"}}}'
+        return f'{prefix},"age_seconds":{json.dumps(age)},"stale":{"true" if snapshot_is_stale(age) else "false"}}}'
 
     def clear(self) -> None:
         self._prefixes = {}
@@ -225,7 +225,7 @@ class LatestFactorDetailView(ApiView):
             raise NotFound(f"{symbol} has no snapshot yet.", code="no_snapshot")
         # The engine's hot read skips the serializer and DRF's renderer (most of its cost); the JSON is
         # what LatestFactorOutputSerializer + JSONRenderer produce, byte for byte (a test pins it).
-        body = latest_json.render(latest, timezone.now(), sizing_settings().max_age_seconds)
+        body = latest_json.render(latest, timezone.now())
         return HttpResponse(body, content_type="application/json")
 
 

@@ -4,14 +4,15 @@ This is what sizing uses: it never computes a score, and neutralizes stale or mi
 """
 from django.utils import timezone
 
-from ..conf import sizing_settings
+from ..conf import snapshot_is_stale
 from ..latest import hot_state
 
 
 def symbol_size_factor(symbol: str) -> dict:
     """{"symbol", "score", "size_factor", "components", "snapshot_id", "as_of", "stale", "fallback_reason"}.
 
-    No snapshot: factor 1.0, fallback "no_snapshot". Older than max age: 1.0, stale, "stale_snapshot".
+    No snapshot: factor 1.0, fallback "no_snapshot". Older than max age (or dated ahead of this
+    clock, see conf.snapshot_is_stale): 1.0, stale, "stale_snapshot".
     """
     latest = hot_state.latest(symbol)
     if latest is None:
@@ -20,7 +21,7 @@ def symbol_size_factor(symbol: str) -> dict:
             "as_of": None, "stale": False, "fallback_reason": "no_snapshot",
         }
     age = (timezone.now() - latest.as_of).total_seconds()
-    stale = age > sizing_settings().max_age_seconds
+    stale = snapshot_is_stale(age)
     return {
         "symbol": symbol, "score": latest.score, "size_factor": 1.0 if stale else latest.size_factor,
         "components": latest.components, "snapshot_id": latest.snapshot_id, "as_of": latest.as_of,

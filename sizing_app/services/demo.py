@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .. import selectors
-from ..conf import sizing_settings
+from ..conf import sizing_settings, snapshot_is_stale
 from ..models import Candle, Fill, Order, Side, SizingSnapshot, Symbol, symbol_validator
 from .recompute import bucket_for, recompute_run
 
@@ -626,7 +626,7 @@ def demo_seed(
         created_candles=created[0], created_orders=created[1], created_fills=created[2],
         snapshots_total=snapshots_total, snapshots_created=snapshots_total - snapshots_before, runs=runs,
         latest_as_of=latest_as_of,
-        stale=latest_as_of is None or (timezone.now() - latest_as_of).total_seconds() > config.max_age_seconds,
+        stale=latest_as_of is None or snapshot_is_stale((timezone.now() - latest_as_of).total_seconds()),
         latest_factors={name: snapshot.size_factor for name, snapshot in latest.items() if snapshot},
         warnings=warnings,
     )
