@@ -6,78 +6,13 @@ that went away. Needs PostgreSQL: SQLite is a file, there is no connection to cu
 """
 from __future__ import annotations
 
-import subprocess
-import sys
-from urllib.parse import urlsplit, urlunsplit
-
 import pytest
-from django.db import connection
 
 from sizing_app.models import SizingDecision
-from sizing_app.services.recompute import recompute_run
-from tests.integration.conftest import ROOT, make_market
 
-from .engine import EngineProcess
-from .tcp_proxy import ProxyProcess
+from .ledger_checks import ledger_refs, verify_ledger
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-NAMES = ["BTCUSDC", "ETHUSDC"]
-
-
-@pytest.fixture()
-def postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (DATABASE_URL=postgres://...): SQLite is a file, there is no connection to cut")
-
-
-@pytest.fixture()
-def market(postgres):
-    make_market(NAMES)
-    run = recompute_run(trigger="manual")
-    assert run.symbols_ok == len(NAMES)
-    return run
-
-
-@pytest.fixture()
-def database_proxy(postgres):
-    settings_dict = connection.settings_dict
-    proxy = ProxyProcess(int(settings_dict["PORT"] or 5432), target_host=settings_dict["HOST"] or "127.0.0.1")
-    proxy.start()
-    yield proxy
-    proxy.kill()
-
-
-@pytest.fixture()
-def engines(stack, database_proxy):
-    """Start engine processes whose DATABASE_URL goes through the proxy; all killed after the test."""
-    started: list[EngineProcess] = []
-
-    def start(*, warm: bool = True) -> EngineProcess:
-        url = urlsplit(stack.env["DATABASE_URL"])
-        through_proxy = urlunsplit(url._replace(netloc=f"{url.username or 'postgres'}"
-                                                       f"{':' + url.password if url.password else ''}"
-                                                       f"@127.0.0.1:{database_proxy.port}"))
-        engine = EngineProcess({**stack.env, "DATABASE_URL": through_proxy, "SIZING_BACKGROUND_REFRESH": "true",
-                                # Without the outage journal: these tests are about failing closed.
-                                "SIZING_JOURNAL_PATH": "", "SIZING_FAULT_ENGINE_WARM": "1" if warm else "0"},
-                               log_path=stack.directory / f"engine-{len(started) + 1}.log")
-        started.append(engine)
-        return engine.start()
-
-    yield start
-    for engine in started:
-        engine.kill()
-
-
-def ledger_refs() -> list[str]:
-    return sorted(SizingDecision.objects.values_list("order_ref", flat=True))
-
-
-def verify_ledger(stack) -> subprocess.CompletedProcess:
-    """`manage.py verify_ledger` in its own process, straight to the database (not through the proxy)."""
-    return subprocess.run([sys.executable, "manage.py", "verify_ledger"], cwd=ROOT, env=stack.env,
-                          capture_output=True, text=True, timeout=60)
 
 
 def assert_unavailable(reply: dict) -> None:
@@ -86,7 +21,7 @@ def assert_unavailable(reply: dict) -> None:
     assert "ledger database cannot be reached" in reply["message"], reply
 
 
-def test_database_cut_fails_closed_and_leaves_a_whole_ledger(stack, market, database_proxy, engines):
+def test_database_cut_fails_closed_and_leaves_a_whole_ledger(stack, engine_market, database_proxy, engines):
     engine = engines()
     assert engine.size("BTCUSDC", 100.0, "before-btc")["ok"]
     assert engine.size("ETHUSDC", 50.0, "before-eth")["ok"]
@@ -98,7 +33,7 @@ def test_database_cut_fails_closed_and_leaves_a_whole_ledger(stack, market, data
     assert_unavailable(engine.size("ETHUSDC", 50.0, "during-2"))
     # Reads still come from memory: the latest factor is known, only the ledger is out of reach.
     intel = engine.intel("BTCUSDC")
-    assert intel["ok"] and intel["snapshot_id"] == market.snapshots.get(symbol__name="BTCUSDC").pk, intel
+    assert intel["ok"] and intel["snapshot_id"] == engine_market.snapshots.get(symbol__name="BTCUSDC").pk, intel
 
     assert ledger_refs() == ["before-btc", "before-eth"], "no row, not even half of one, for a refused size"
     checked = verify_ledger(stack)
@@ -114,7 +49,7 @@ def test_database_cut_fails_closed_and_leaves_a_whole_ledger(stack, market, data
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_same_engine_process_sizes_again_once_the_database_is_back(stack, market, database_proxy, engines):
+def test_same_engine_process_sizes_again_once_the_database_is_back(stack, engine_market, database_proxy, engines):
     engine = engines()
     assert engine.size("BTCUSDC", 100.0, "before")["ok"]
     database_proxy.kill()
@@ -130,7 +65,7 @@ def test_same_engine_process_sizes_again_once_the_database_is_back(stack, market
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_unresponsive_database_fails_closed_within_the_connect_timeout(stack, market, database_proxy, engines):
+def test_unresponsive_database_fails_closed_within_the_connect_timeout(stack, engine_market, database_proxy, engines):
     """A path that hangs (SIGSTOP: the kernel completes the handshake, nobody answers) must not hang sizing."""
     database_proxy.pause()
     engine = engines(warm=False)  # its first request is its first connection: through the frozen path
@@ -141,7 +76,7 @@ def test_unresponsive_database_fails_closed_within_the_connect_timeout(stack, ma
     assert ledger_refs() == []
 
 
-def test_first_size_after_a_failed_start_uses_the_persisted_snapshot(stack, market, database_proxy, engines):
+def test_first_size_after_a_failed_start_uses_the_persisted_snapshot(stack, engine_market, database_proxy, engines):
     database_proxy.kill()
     engine = engines(warm=False)
     assert_unavailable(engine.size("BTCUSDC", 100.0, "down"))
