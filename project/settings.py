@@ -27,7 +27,14 @@ def _local_secret_key() -> str:
 
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret_key()
+HTTPS = env.bool("HTTPS", default=False)  # behind TLS: production (see "Security" below)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if HTTPS:
+        # Every web worker must sign with the same key, and production secrets live in the
+        # environment, never in a file the service made up for itself.
+        raise ImproperlyConfigured("SECRET_KEY must be set in the environment in production (HTTPS=true).")
+    SECRET_KEY = _local_secret_key()
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -152,7 +159,6 @@ STORAGES = {
 LOGIN_URL = "admin:login"
 
 # Security: behind TLS in production (HTTPS=true) every transport protection is on.
-HTTPS = env.bool("HTTPS", default=False)
 SECURE_SSL_REDIRECT = HTTPS
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS

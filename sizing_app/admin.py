@@ -4,6 +4,7 @@ Nobody edits recorded rows here, superusers included; policy edits go through se
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime, timezone as dt_timezone
 from typing import Any
@@ -13,9 +14,9 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
 from django.contrib.auth import get_permission_codename
-from django.core.exceptions import PermissionDenied
-from django.db import models, transaction
-from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.core.exceptions import EmptyResultSet, FullResultSet, PermissionDenied
+from django.db import DatabaseError, models, transaction
+from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -33,6 +34,7 @@ admin.site.index_title = "Ledger, snapshots and policy"
 admin.site.site_url = "/dashboard/"  # "View site" opens the Execution Health Overview
 
 EMPTY = "—"
+_ROW_ID = re.compile(r"[0-9]{1,18}")  # a 64-bit primary key
 
 
 def utc_text(moment: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
@@ -111,7 +113,32 @@ def service_refusal(call: Callable[[], Any]) -> str | None:
 # Read-only tables and their CSV export
 
 
-class ReadOnlyAdminMixin:
+class LookupGuardMixin:
+    """Hostile changelist parameters are "invalid lookup" (the admin's ?e=1 redirect), never a 500.
+
+    The admin accepts any lookup on a model's own fields (?created_at__year=99999, ?symbol=%00);
+    Django only wraps errors raised while filtering, not those raised when the query is compiled
+    (a year out of range) or run (PostgreSQL refuses NUL in text).
+    """
+
+    def get_changelist_instance(self, request):
+        if any("\x00" in text for key, values in request.GET.lists() for text in (key, *values)):
+            raise IncorrectLookupParameters("NUL characters in the query string")
+        try:
+            with transaction.atomic():  # a savepoint: a refused query leaves the request's transaction usable
+                changelist = super().get_changelist_instance(request)
+                try:
+                    changelist.queryset.query.sql_with_params()  # compile now, not half-way through a page or export
+                except (EmptyResultSet, FullResultSet):
+                    pass  # a filter that matches nothing (or everything) is fine: the queryset handles it
+                if getattr(request, "_sizing_csv_export", False):
+                    changelist.queryset.exists()  # run it too: a stream cannot turn into an error page later
+        except (ValueError, OverflowError, DatabaseError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+        return changelist
+
+
+class ReadOnlyAdminMixin(LookupGuardMixin):
     """Rows recorded by the service: nobody, superusers included, adds, changes or deletes them here."""
 
     def has_view_permission(self, request, obj=None):
@@ -449,15 +476,22 @@ class FillAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 # Policy: every change goes through services.policy and is kept in simple_history
 
 
-class PolicyHistoryAdmin(SimpleHistoryAdmin):
+class PolicyHistoryAdmin(LookupGuardMixin, SimpleHistoryAdmin):
     """History is for reading: a revert would save around the policy services and their checks."""
 
     def revert_disabled(self, request, obj=None):
         return True
 
+    def history_view(self, request, object_id, extra_context=None):
+        if not _ROW_ID.fullmatch(str(object_id)):  # simple_history would pass "abc" to an integer lookup
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        return super().history_view(request, object_id, extra_context)
+
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         if request.method == "POST":
             raise PermissionDenied
+        if not all(_ROW_ID.fullmatch(str(value)) for value in (object_id, version_id)):
+            raise Http404("No such history entry.")  # simple_history would pass "abc" to an integer lookup
         return super().history_form_view(request, object_id, version_id, extra_context)
 
     def has_delete_permission(self, request, obj=None):

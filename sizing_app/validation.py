@@ -32,7 +32,9 @@ def validate_gross_target(gross_target) -> float:
         raise ValueError(f"gross_target must be finite, got {value!r}.")
     if value < 0:
         raise ValueError(f"gross_target must be non-negative, got {value!r}.")
-    return value
+    # -0.0 passes the check above but SQLite stores it as 0.0, so a ledger row hashed with
+    # "-0.0" would fail verify_ledger once read back: the ledger only ever sees +0.0.
+    return value + 0.0
 
 
 def validate_text(name: str, value) -> str:
@@ -44,4 +46,7 @@ def validate_text(name: str, value) -> str:
         raise ValueError(f"{name} is longer than {MAX_TEXT[name]} characters.")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value) or "\x00" in value:
         raise ValueError(f"{name} must not contain control characters.")
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        # A lone surrogate cannot be encoded as UTF-8: neither the database nor the row hash takes it.
+        raise ValueError(f"{name} must be valid Unicode text (no lone surrogates).")
     return value

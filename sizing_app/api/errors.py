@@ -40,10 +40,6 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
-def error_body(code: str, message: str, details=None) -> dict:
-    return {"error": {"code": code, "message": message, "details": details}}
-
-
 def _translate(exc: Exception) -> Exception:
     """Django exceptions DRF does not know, as the API errors they mean."""
     if isinstance(exc, RequestDataTooBig):
@@ -66,6 +62,21 @@ def _code(exc: exceptions.APIException) -> str:
         return "invalid"
     codes = exc.get_codes()
     return codes if isinstance(codes, str) else exc.default_code
+
+
+def _encodable(value):
+    """Error details echo what was sent; a lone surrogate in them would make the JSON unencodable (a 500)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_encodable(key): _encodable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encodable(item) for item in value]
+    return value
+
+
+def error_body(code: str, message: str, details=None) -> dict:
+    return {"error": {"code": code, "message": _encodable(message), "details": _encodable(details)}}
 
 
 def exception_handler(exc, context):

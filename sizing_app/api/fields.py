@@ -46,12 +46,14 @@ class TextField(StrictCharField):
         self.multiline = multiline
         super().__init__(**kwargs)
 
-    def to_internal_value(self, data):
-        value = super().to_internal_value(data)
-        allowed = "\n\r\t" if self.multiline else ""
-        if any((ord(ch) < 32 and ch not in allowed) or ord(ch) == 127 for ch in value):
-            raise serializers.ValidationError("Control characters are not allowed.")
-        return value
+    def run_validation(self, data=serializers.empty):
+        if isinstance(data, str):
+            # Checked before CharField trims whitespace: "\x1f" would otherwise pass as "" and
+            # "ref\x1c" be recorded as "ref", not refused.
+            allowed = "\n\r\t" if self.multiline else ""
+            if any((ord(ch) < 32 and ch not in allowed) or ord(ch) == 127 for ch in data):
+                raise serializers.ValidationError("Control characters are not allowed.")
+        return super().run_validation(data)
 
 
 class FiniteFloatField(serializers.FloatField):

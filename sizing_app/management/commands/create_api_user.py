@@ -1,6 +1,7 @@
 """Create or update a user in one role and print its API token on the last line."""
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from rest_framework.authtoken.models import Token
@@ -23,7 +24,14 @@ class Command(BaseCommand):
             group = Group.objects.get(name=role)
         except Group.DoesNotExist:
             raise CommandError(f"Role group {role!r} is missing: run `manage.py migrate` first.") from None
-        user, created = get_user_model().objects.get_or_create(username=username)
+        user_model = get_user_model()
+        try:
+            # The same rules as the admin's user form (letters, digits and @.+-_, at most 150
+            # characters): an empty, over-long or NUL-bearing name is refused, not stored.
+            user_model._meta.get_field(user_model.USERNAME_FIELD).clean(username, None)
+        except ValidationError as exc:
+            raise CommandError(f"Invalid username {username[:200]!r}: {' '.join(exc.messages)}") from None
+        user, created = user_model.objects.get_or_create(username=username)
         if password:
             user.set_password(password)
         elif created:

@@ -36,6 +36,8 @@ class Command(BaseCommand):
                                       progress=progress, reject_dir=reject_dir)
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
+            except RecursionError:  # JSON nested deeper than the parser's stack: a bad file, not a crash
+                raise CommandError(f"{path}: JSON nested too deeply to be a fill file; nothing imported.") from None
             finally:
                 if progress:
                     progress.close()
