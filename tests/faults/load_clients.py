@@ -24,13 +24,14 @@ import http.client
 import json
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.processes import ManagedProcess
 
 SIZE_PATH = "/api/v1/size/"
 HTTP_TIMEOUT = 60.0  # seconds: a busy 2-core machine can stall a request; a timeout is reported, not hidden
@@ -43,41 +44,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class ClientProcess:
-    """One process in its own process group, output in a log file; duck-types CeleryProcess for wait_for."""
-
-    def __init__(self, name: str, command: list[str], *, env: dict, cwd: Path, log_path: Path):
-        self.name = name
-        self.log_path = log_path
-        self._log_file = open(log_path, "ab")
-        self.popen = subprocess.Popen(command, cwd=cwd, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def log_tail(self, lines: int = 40) -> str:
-        return f"--- {self.name} (pid {self.pid}) log tail ---\n" + "\n".join(self.log().splitlines()[-lines:])
-
-    def kill(self) -> None:
-        """SIGKILL the process group, then reap it."""
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            self.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        if not self._log_file.closed:
-            self._log_file.close()
+class ClientProcess(ManagedProcess):
+    """A load client or the web server: a ManagedProcess that can also be waited for."""
 
     def wait(self, timeout: float) -> int | None:
         try:

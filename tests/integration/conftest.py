@@ -13,7 +13,6 @@ import importlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from django.utils import timezone
 from kombu.exceptions import ChannelError
 
 from project.celery import app
+from tests.processes import ManagedProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -149,51 +149,15 @@ def _test_database_url() -> str:
     return urlunsplit(urlsplit(configured)._replace(path=f"/{database['NAME']}"))
 
 
-class CeleryProcess:
-    """One `celery` command in its own process group, its output in a log file."""
+class CeleryProcess(ManagedProcess):
+    """One `celery` command (worker, beat) as a ManagedProcess."""
 
     def __init__(self, name: str, args: list[str], *, env: dict, cwd: Path, log_path: Path):
-        self.name = name
-        self.log_path = log_path
-        self._log_file = open(log_path, "ab")
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "celery", *args], cwd=cwd, env=env, stdout=self._log_file,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def log_tail(self, lines: int = 40) -> str:
-        return f"--- {self.name} (pid {self.pid}) log tail ---\n" + "\n".join(self.log().splitlines()[-lines:])
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group (main process and pool children), then reap it.
-
-        Only idle or deliberately doomed processes are stopped, so no warm shutdown is needed;
-        it would cost seconds per process on the polling filesystem transport.
-        """
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            self.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        if not self._log_file.closed:
-            self._log_file.close()
+        super().__init__(name, [sys.executable, "-m", "celery", *args], env=env, cwd=cwd, log_path=log_path)
 
 
 def wait_for(condition: Callable[[], object], *, what: str, timeout: float = WAIT_SECONDS, interval: float = 0.25,
-             processes: tuple[CeleryProcess, ...] = ()):
+             processes: tuple[ManagedProcess, ...] = ()):
     """Poll until `condition()` is truthy; fail with the processes' logs at the deadline or if one dies."""
     deadline = time.monotonic() + timeout
     while True:
