@@ -13,7 +13,9 @@ from .journal import JournalCorrupt
 from .models import SizingDecision
 from .position_sizing import inverse_vol_size, volatility_regime_scale
 from .risk_autotune import size_multiplier
-from .services.decisions import SizingRequest, SizingUnavailable, decision_record, decisions_record
+from .services.decisions import (
+    SizingRequest, SizingUnavailable, decision_record, decision_size, decisions_record,
+)
 from .validation import validate_gross_target, validate_symbol, validate_text
 
 __all__ = [
@@ -72,7 +74,8 @@ def size_for(symbol: str, gross_target: float, *, order_ref: str = "", caller: s
     gross_target, before anything is written, and SizingUnavailable when the decision
     cannot be recorded (the database is down): no size is ever handed out unrecorded.
     """
-    return size_decide(symbol, gross_target, order_ref=order_ref, caller=caller).final_size
+    with _fail_closed():
+        return decision_size(request=_request(symbol, gross_target, order_ref, caller))
 
 
 def size_decide_batch(orders: Iterable[tuple[str, float, str]], *, caller: str = "",

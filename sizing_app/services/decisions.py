@@ -10,10 +10,11 @@ import json
 import math
 import threading
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS, IntegrityError, InterfaceError, OperationalError, connection, connections, transaction,
+)
 from django.utils import timezone
 
 from ..conf import sizing_settings
@@ -175,41 +176,44 @@ def _postgres_insert_sql() -> str:
     Its text never changes, so the server parses and plans it once per connection (prepared);
     json.dumps in C beats binding thousands of parameters (or dumping arrays) in Python, and is
     exact: floats go as their shortest round-trip repr, times as ISO strings to the microsecond.
-    json_populate_recordset types each field as the table's own column. The statement holds its
-    chains' append locks (see _lock_chains) while it inserts: a writer that lost a race and
-    queued on them can never lose again.
+    json_populate_recordset types each field as the table's own column.
+
+    Before any row goes in, the statement takes its chains' append locks (see _lock_chains) in
+    name order, so a writer that lost a race and queued on them can never lose again. The names
+    come comma-separated (symbols are [A-Z0-9]): a text[] parameter costs more to send.
     """
     table, columns = _table_and_columns()
     return (
-        f"INSERT INTO {table} ({columns}) "
-        "WITH chain_lock AS (SELECT pg_advisory_xact_lock(hashtextextended(name, 0)) "
-        "FROM (SELECT name FROM unnest(%s::text[]) AS name ORDER BY 1) AS names) "
-        f"SELECT {columns} FROM json_populate_recordset(NULL::{table}, %s::json), "
-        "(SELECT count(*) FROM chain_lock) AS held "
+        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM json_populate_recordset(NULL::{table}, %s::json) "
+        "WHERE (SELECT count(pg_advisory_xact_lock(hashtextextended(name, 0))) "
+        "FROM (SELECT unnest(string_to_array(%s, ',')) AS name ORDER BY 1) AS names) >= 0 "
         'RETURNING "id", "symbol", "seq"'
     )
 
 
-def _json_value(value):
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot put {type(value).__name__} into a ledger row")
+# The rows' JSON for PostgreSQL; one encoder for every call (json.dumps with options builds one each time).
+_ROWS_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def _insert_postgres(chained: list[dict[str, Any]]) -> list[int]:
     from django.db.backends.postgresql.base import ServerBindingCursor
 
-    symbols = sorted({fields["symbol"] for fields in chained})
-    rows = json.dumps([{name: fields[name] for name in _INSERT_NAMES} for fields in chained],
-                      default=_json_value, allow_nan=False, separators=(",", ":"))
-    connection.ensure_connection()
+    symbols = ",".join({fields["symbol"] for fields in chained})
+    payload = []
+    for fields in chained:
+        row = {name: fields[name] for name in _INSERT_NAMES}
+        row["created_at"] = row["created_at"].isoformat()  # to the microsecond, with its UTC offset
+        payload.append(row)
+    rows = _ROWS_ENCODER.encode(payload)
+    db = connections[DEFAULT_DB_ALIAS]  # each attribute read through the `connection` proxy costs a lookup
+    db.ensure_connection()
     # Django's cursors bind parameters client-side, so they never prepare; this one binds on the
     # server, and the connection's prepare_threshold (settings) prepares the statement after a
     # few runs. Wrapped like any Django cursor: same error classes, query logging and wrappers.
-    raw = ServerBindingCursor(connection.connection)
-    wrap = connection.make_debug_cursor if connection.queries_logged else connection.make_cursor
+    raw = ServerBindingCursor(db.connection)
+    wrap = db.make_debug_cursor if db.queries_logged else db.make_cursor
     with wrap(raw) as cursor:
-        cursor.execute(_postgres_insert_sql(), [symbols, rows])
+        cursor.execute(_postgres_insert_sql(), [rows, symbols])
         inserted = {(symbol, seq): pk for pk, symbol, seq in cursor.fetchall()}
     # RETURNING's row order is not guaranteed: match ids to rows by their chain position.
     return [inserted[fields["symbol"], fields["seq"]] for fields in chained]
@@ -286,15 +290,15 @@ def _append_to_chains(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
     raise AssertionError("unreachable")
 
 
-def _remember_heads(decisions: list[SizingDecision]) -> None:
+def _remember_heads(rows: list[dict[str, Any]]) -> None:
     if connection.in_atomic_block:
         # Inside the caller's transaction: trust the new heads only once that commits.
-        for decision in decisions:
-            chain_heads.forget(decision.symbol)
-            transaction.on_commit(lambda d=decision: chain_heads.remember(d.symbol, d.seq, d.row_hash))
+        for row in rows:
+            chain_heads.forget(row["symbol"])
+            transaction.on_commit(lambda r=row: chain_heads.remember(r["symbol"], r["seq"], r["row_hash"]))
     else:
-        for decision in decisions:
-            chain_heads.remember(decision.symbol, decision.seq, decision.row_hash)
+        for row in rows:
+            chain_heads.remember(row["symbol"], row["seq"], row["row_hash"])
 
 
 _REPLAY_LOOKUP_BATCH = 500  # journal_refs per "already in the ledger?" query (SQLite caps parameters)
@@ -325,20 +329,14 @@ def journal_replay_pending() -> int:
     return journal_replay(_append_replayed)
 
 
-def _journaled(entries: list[dict[str, Any]]) -> list[SizingDecision]:
-    """Unsaved decisions (no id, no chain position yet): recorded on disk, in the ledger later."""
-    return [SizingDecision(**entry, seq=None, prev_hash="", row_hash="") for entry in entries]
-
-
-def decisions_record(*, requests: list[SizingRequest], journal: bool = True) -> list[SizingDecision]:
+def _record(requests: list[SizingRequest], journal: bool) -> list[dict[str, Any]]:
     """Apply policy to each request and append the rows to their chains: all rows or none.
 
-    If the database cannot be reached and the outage journal is enabled (and `journal` allows
-    it), the rows go to the journal instead, durably, before this returns, as unsaved decisions
-    with their journal_ref; otherwise the database error propagates.
+    Returns the rows as recorded, each with its ledger "id". If the database cannot be reached
+    and the outage journal is enabled (and `journal` allows it), the rows go to the journal
+    instead, durably, before this returns: then "id" and "seq" are None and "journal_ref" is
+    set. Otherwise the database error propagates.
     """
-    if not requests:
-        return []
     created_at = timezone.now()
     rows = [_decision_fields(request, created_at) for request in requests]
     try:
@@ -349,15 +347,29 @@ def decisions_record(*, requests: list[SizingRequest], journal: bool = True) -> 
         if not journal or journal_path() is None or connection.in_atomic_block:
             raise
         connection.close_if_unusable_or_obsolete()  # the next call reconnects
-        return _journaled(journal_append(rows))
+        return [{**entry, "id": None, "seq": None, "prev_hash": "", "row_hash": ""} for entry in journal_append(rows)]
+    _remember_heads(chained)
+    for fields, pk in zip(chained, ids):
+        fields["id"] = pk
+    return chained
+
+
+def decisions_record(*, requests: list[SizingRequest], journal: bool = True) -> list[SizingDecision]:
+    """The recorded decisions (see _record); journaled ones come back unsaved, without id or seq."""
+    if not requests:
+        return []
+    rows = _record(requests, journal)
+    if rows[0]["id"] is None:
+        return [SizingDecision(**row) for row in rows]
     # As if loaded from the database (positional values: Model.__init__'s fast path).
-    decisions = [
-        SizingDecision.from_db(connection.alias, _MODEL_NAMES, [pk, *(fields[name] for name in _INSERT_NAMES)])
-        for pk, fields in zip(ids, chained)
-    ]
-    _remember_heads(decisions)
-    return decisions
+    alias = connection.alias
+    return [SizingDecision.from_db(alias, _MODEL_NAMES, [row[name] for name in _MODEL_NAMES]) for row in rows]
 
 
 def decision_record(*, request: SizingRequest, journal: bool = True) -> SizingDecision:
     return decisions_record(requests=[request], journal=journal)[0]
+
+
+def decision_size(*, request: SizingRequest, journal: bool = True) -> float:
+    """One order's final size, recorded like decision_record's: the engine's hot path builds no model."""
+    return _record([request], journal)[0]["final_size"]
