@@ -82,9 +82,9 @@ def _write(candle_rows, order_rows, fill_rows) -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT symbol_id, client_order_id, id FROM sizing_app_order")
             order_ids = {(s, ref): pk for s, ref, pk in cursor.fetchall()}
-        _copy("sizing_app_fill", ["symbol_id", "order_id", "trade_id", "side", "qty", "price", "fee", "fee_asset",
-                                  "is_maker", "realized_pnl", "executed_at"],
-              ((str(s), str(order_ids[(s, oref)]), tid, side, f"{qty:.8f}", f"{price:.8f}", "0.01", "USDT",
+        _copy("sizing_app_fill", ["symbol_id", "order_id", "order_ref", "trade_id", "side", "qty", "price", "fee",
+                                  "fee_asset", "is_maker", "realized_pnl", "executed_at"],
+              ((str(s), str(order_ids[(s, oref)]), oref, tid, side, f"{qty:.8f}", f"{price:.8f}", "0.01", "USDT",
                 "t" if maker else "f", r"\N" if pnl is None else f"{pnl:.8f}", _iso(t))
                for s, tid, oref, side, qty, price, maker, pnl, t in fill_rows))
         return
@@ -103,8 +103,8 @@ def _write(candle_rows, order_rows, fill_rows) -> None:
         )
         order_ids = {(o.symbol_id, o.client_order_id): o.pk for o in orders}
         Fill.objects.bulk_create(
-            (Fill(symbol_id=s, order_id=order_ids[(s, oref)], trade_id=tid, side=side, qty=f"{qty:.8f}",
-                  price=f"{price:.8f}", fee="0.01", fee_asset="USDT", is_maker=maker,
+            (Fill(symbol_id=s, order_id=order_ids[(s, oref)], order_ref=oref, trade_id=tid, side=side,
+                  qty=f"{qty:.8f}", price=f"{price:.8f}", fee="0.01", fee_asset="USDT", is_maker=maker,
                   realized_pnl=None if pnl is None else f"{pnl:.8f}",
                   executed_at=datetime.fromtimestamp(t / 1000, tz=timezone.utc))
              for s, tid, oref, side, qty, price, maker, pnl, t in fill_rows),

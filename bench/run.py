@@ -1,11 +1,13 @@
 #!/usr/bin/env python
 """Benchmarks: recompute vs bare SELECT, size_for vs bare INSERT, batch sizing, hot reads, imports.
 
-    python bench/run.py [--quick]      # prints one JSON object on stdout, progress on stderr
+    python bench/run.py [--quick] [--parts recompute,ledger,...]   # one JSON object on stdout, progress on stderr
 
 Every speed is measured in this run beside its baseline, on the same database. PostgreSQL is
 used when reachable (BENCH_DATABASE_URL, default a scratch database `sizing_bench` on
-127.0.0.1); SQLite figures for the ledger path are reported under "sqlite".
+127.0.0.1, dropped and created again by each run: give benches that may run at the same time
+different names, e.g. BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/sizing_bench_recompute);
+SQLite figures for the ledger path are reported under "sqlite".
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/sizing_bench"
+PARTS = ("recompute", "ledger", "api", "import", "dashboard")
+POSTGRES_PARTS = ("recompute", "ledger", "api", "import")
 
 
 def log(message: str) -> None:
@@ -85,14 +89,15 @@ def _recompute_figures(symbol_counts: list[int], repeats: int) -> dict:
     from datetime import timedelta
 
     from bench.data import bench_as_of, create_bench_data
-    from sizing_app.services.recompute import recompute_run
+    from sizing_app.services.recompute import default_workers, recompute_run
 
     as_of = bench_as_of()
     largest = max(symbol_counts)
     started = time.perf_counter()
     names = create_bench_data(symbols=largest, candles=720, fills=200, as_of=as_of)
     log(f"bench data for {largest} symbols ready in {time.perf_counter() - started:.1f} s")
-    figures: dict = {}
+    # The product's own path (what `manage.py recompute_factors` runs), with its default threads.
+    figures: dict = {"recompute_threads": default_workers()}
     bucket = 0
     for count in symbol_counts:
         subset = names[:count]
@@ -146,15 +151,16 @@ def _ledger_figures(calls: int, batches: int) -> dict:
             "final double precision, created_at timestamptz)"
         )
     bare, sized = [], []
-    with connection.cursor() as cursor:
-        for index in range(calls):
+    # Interleaved, one of each per step: on a shared machine both see the same disk and CPU
+    # weather, so their ratio means something even when the absolute figures drift.
+    for index in range(calls):
+        with connection.cursor() as cursor:
             began = time.perf_counter_ns()
             cursor.execute(  # autocommit: one committed single-row INSERT
                 "INSERT INTO bench_bare_insert (symbol, gross, final, created_at) VALUES (%s, %s, %s, CURRENT_TIMESTAMP)",
                 [names[index % len(names)], 100.0, 100.0],
             )
             bare.append((time.perf_counter_ns() - began) / 1000)
-    for index in range(calls):
         began = time.perf_counter_ns()
         size_for(names[index % len(names)], 100.0, order_ref=f"bench-{index}", caller="bench")
         sized.append((time.perf_counter_ns() - began) / 1000)
@@ -257,28 +263,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small data, few repeats (a minute or two)")
     parser.add_argument("--worker", metavar="DATABASE_URL", help=argparse.SUPPRESS)
-    parser.add_argument("--parts", default="recompute,ledger,api,import", help=argparse.SUPPRESS)
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"comma-separated subset of {','.join(PARTS)} (default: all)")
     args = parser.parse_args()
+    parts = [part for part in args.parts.split(",") if part]
     if args.worker:
-        print(json.dumps(worker(args.worker, args.quick, args.parts.split(","))))
+        print(json.dumps(worker(args.worker, args.quick, parts)))
         return
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
 
     started = time.time()
     result: dict = {"quick": args.quick}
     pg_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_PG)
-    if _postgres_reachable(pg_url):
-        result.update(_run_worker(pg_url, args.quick, ["recompute", "ledger", "api", "import"]))
-    with tempfile.TemporaryDirectory() as scratch:
-        sqlite = _run_worker(f"sqlite:///{scratch}/bench.sqlite3", args.quick, ["ledger"])
-    with tempfile.TemporaryDirectory() as scratch:
-        # Its own empty database: the page renders every active symbol, and only those.
-        dashboard = _run_worker(f"sqlite:///{scratch}/dashboard.sqlite3", args.quick, ["dashboard"])
-    dashboard.pop("database", None)
-    result.update(dashboard)
-    if "database" not in result:
-        result.update(sqlite)
-    else:
-        result["sqlite"] = sqlite
+    pg_parts = [part for part in POSTGRES_PARTS if part in parts]
+    if pg_parts and _postgres_reachable(pg_url):
+        result.update(_run_worker(pg_url, args.quick, pg_parts))
+    if "ledger" in parts:
+        with tempfile.TemporaryDirectory() as scratch:
+            sqlite = _run_worker(f"sqlite:///{scratch}/bench.sqlite3", args.quick, ["ledger"])
+        if "database" not in result:
+            result.update(sqlite)
+        else:
+            result["sqlite"] = sqlite
+    if "dashboard" in parts:
+        with tempfile.TemporaryDirectory() as scratch:
+            # Its own empty database: the page renders every active symbol, and only those.
+            dashboard = _run_worker(f"sqlite:///{scratch}/dashboard.sqlite3", args.quick, ["dashboard"])
+        dashboard.pop("database", None)
+        result.update(dashboard)
     result["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     result["elapsed_s"] = round(time.time() - started, 1)
     print(json.dumps(result, indent=2, sort_keys=True))

@@ -23,6 +23,7 @@ __all__ = [
     "maker_ratio",
     "max_drawdown",
     "realized_volatility",
+    "regime_ratio",
     "true_range",
     "weighted_mean",
 ]
@@ -103,18 +104,29 @@ def atr(high, low, close, period: int = 14) -> np.ndarray:
     ``period < 1``.
     """
     period = _positive_integer(period, "period")
-    ranges = true_range(high, low, close)
+    return _wilder_average(true_range(high, low, close), period)
+
+
+def _wilder_average(ranges: np.ndarray, period: int) -> np.ndarray:
+    """Wilder's smoothing of true ranges (index 0 unused), NaN before index ``period``."""
     averages = np.full(len(ranges), np.nan)
     if len(ranges) <= period:
         return averages
     # TA-Lib's operation order (left-to-right sum, then divide; multiply, add, divide) so results
     # match it bit for bit rather than merely within rounding; numpy's pairwise sum would not.
+    # Each step depends on the previous one, so no numpy: a plain loop over Python floats, which
+    # appends to a list because per-element stores into a numpy array cost twice as much. The
+    # period as a float (exact: an int converts to the same double either way) saves a
+    # conversion per operation.
     ranges_list = ranges.tolist()
     average = sum(ranges_list[1 : period + 1]) / period
-    averages[period] = average
-    for index in range(period + 1, len(ranges_list)):
-        average = (average * (period - 1) + ranges_list[index]) / period
-        averages[index] = average
+    smoothed = [average]
+    append = smoothed.append
+    keep, divisor = float(period - 1), float(period)
+    for range_value in ranges_list[period + 1 :]:
+        average = (average * keep + range_value) / divisor
+        append(average)
+    averages[period:] = smoothed
     return averages
 
 
@@ -136,7 +148,15 @@ def atr_regime_ratio(high, low, close, short: int = 14, long: int = 168) -> floa
     long_pct = atr_pct(high, low, close, long)
     if len(close) == 0:
         return None
-    recent, usual = short_pct[-1], long_pct[-1]
+    return regime_ratio(short_pct[-1], long_pct[-1])
+
+
+def regime_ratio(recent_atr_pct: float, usual_atr_pct: float) -> float | None:
+    """The ATR regime ratio from the two latest ATR% values (see atr_regime_ratio).
+
+    For callers that already hold both ATR% series and should not compute them twice.
+    """
+    recent, usual = float(recent_atr_pct), float(usual_atr_pct)
     if not (math.isfinite(recent) and math.isfinite(usual)) or recent == 0 or usual == 0:
         return None
     return _finite_or_none(recent / usual)

@@ -117,7 +117,8 @@ class SymbolInputs:
     """One symbol's raw inputs for one as-of bucket; times are epoch milliseconds (UTC).
 
     Candles are closed bars before as_of, ascending. Fills cover the lookback, ascending;
-    fill_net_pnl is NaN where the fill carries no realized PnL, fill_arrival NaN where unknown.
+    fill_net_pnl is NaN where the fill carries no realized PnL; fill_arrival is NaN where unknown,
+    and may be NaN before the execution window too, where slippage is not measured.
     Orders are the terminal orders submitted in the execution window.
     """
 
@@ -196,11 +197,18 @@ def compute_metrics(inputs: SymbolInputs) -> dict[str, float | int | None]:
     high, low, close = inputs.high, inputs.low, inputs.close
     result: dict[str, float | int | None] = {"candle_count": int(close.size)}
     result["last_close"] = _finite(close[-1]) if close.size else None
-    atr_pct_series = metrics.atr_pct(high, low, close, ATR_PERIOD) if close.size else np.empty(0)
-    result["atr_pct"] = _finite(atr_pct_series[-1]) if atr_pct_series.size else None
-    result["atr_regime_ratio"] = _finite(
-        metrics.atr_regime_ratio(high, low, close, REGIME_SHORT_PERIOD, REGIME_LONG_PERIOD)
-    )
+    if close.size:
+        # Wilder's recursion is a Python loop: compute each period's ATR% once and share it.
+        atr_pct_by_period = {
+            period: metrics.atr_pct(high, low, close, period)[-1]
+            for period in {ATR_PERIOD, REGIME_SHORT_PERIOD, REGIME_LONG_PERIOD}
+        }
+        result["atr_pct"] = _finite(atr_pct_by_period[ATR_PERIOD])
+        result["atr_regime_ratio"] = _finite(
+            metrics.regime_ratio(atr_pct_by_period[REGIME_SHORT_PERIOD], atr_pct_by_period[REGIME_LONG_PERIOD])
+        )
+    else:
+        result["atr_pct"] = result["atr_regime_ratio"] = None
     result["realized_volatility"] = _finite(
         metrics.realized_volatility(close, metrics.bars_per_year(inputs.interval))
     )

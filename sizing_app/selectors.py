@@ -49,7 +49,17 @@ def _candle_columns(ids: list[int], interval: str, start: datetime, end: datetim
     return numeric_columns(queryset, ("i8", "i8", "f8", "f8", "f8"))
 
 
-def _fill_columns(ids: list[int], start: datetime, end: datetime) -> list[np.ndarray]:
+def _fill_columns(ids: list[int], start: datetime, end: datetime, execution_start: datetime) -> list[np.ndarray]:
+    # Slippage benchmarks only the fills of the execution window (scoring.compute_metrics), so only
+    # those look up their order's arrival price: an index probe per recent fill instead of a join
+    # for every fill of the lookback (a quarter of the fill query's server time). A second of
+    # margin because scoring tests the window on times rounded to the millisecond.
+    order_arrival = Subquery(Order.objects.filter(pk=OuterRef("order_id")).values("arrival_price")[:1])
+    arrival = Case(
+        When(executed_at__gte=execution_start - timedelta(seconds=1),
+             then=Coalesce("arrival_price", order_arrival)),
+        default=None, output_field=DecimalField(),
+    )
     # Fees count against PnL only when charged in the quote currency (or unstated).
     fee_in_quote = Case(
         When(Q(fee_asset="") | Q(symbol__name__endswith=F("fee_asset")), then=F("fee")),
@@ -61,7 +71,7 @@ def _fill_columns(ids: list[int], start: datetime, end: datetime) -> list[np.nda
             t=EpochMs("executed_at"),
             sign=as_float(Case(When(side="sell", then=Value(-1)), default=Value(1))),
             q=as_float("qty"), p=as_float("price"),
-            arrival=NaNIfNull(as_float(Coalesce("arrival_price", "order__arrival_price"))),
+            arrival=NaNIfNull(as_float(arrival)),
             maker=as_float(Case(When(is_maker=True, then=Value(1)), default=Value(0))),
             # Fees cost equity on every fill, opening ones too; a fill with neither PnL nor a
             # fee (e.g. imported public trades) says nothing about equity and stays NaN.
@@ -84,7 +94,8 @@ def _order_columns(ids: list[int], start: datetime, end: datetime) -> list[np.nd
             symbol_id__in=ids, status__in=TERMINAL_ORDER_STATUSES, submitted_at__gte=start, submitted_at__lt=end,
         )
         .annotate(r=as_float("requested_qty"), f=as_float("filled_qty"))
-        .order_by("symbol_id")
+        # By id within a symbol too: the fill-rate sums then add in one fixed order, bit for bit.
+        .order_by("symbol_id", "id")
         .values_list("symbol_id", "r", "f")
     )
     return numeric_columns(queryset, ("i8", "f8", "f8"))
@@ -97,8 +108,9 @@ def symbol_inputs_bulk(*, symbols: list[Symbol], as_of: datetime) -> dict[int, S
     lookback_start = as_of - timedelta(days=config.lookback_days)
     last_closed_open = as_of - timedelta(milliseconds=_interval_ms(config.candle_interval))
     candles = _candle_columns(ids, config.candle_interval, lookback_start, last_closed_open)
-    fills = _fill_columns(ids, lookback_start, as_of)
-    orders = _order_columns(ids, as_of - timedelta(days=EXECUTION_WINDOW_DAYS), as_of)
+    execution_start = as_of - timedelta(days=EXECUTION_WINDOW_DAYS)
+    fills = _fill_columns(ids, lookback_start, as_of, execution_start)
+    orders = _order_columns(ids, execution_start, as_of)
 
     candle_slices, fill_slices, order_slices = (
         _split_by_symbol(columns[0]) for columns in (candles, fills, orders)

@@ -24,14 +24,18 @@ class Command(BaseCommand):
         parser.add_argument("--as-of", type=str, help="Bucket to compute (ISO-8601 time; default: now).")
         parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
                             help="Symbols read and written per transaction.")
+        parser.add_argument("--workers", type=int, default=None,
+                            help="Chunks computed at once on PostgreSQL (default: one per CPU; SQLite: 1).")
 
-    def handle(self, *args, symbols=None, as_of=None, chunk_size=DEFAULT_CHUNK_SIZE, **options):
+    def handle(self, *args, symbols=None, as_of=None, chunk_size=DEFAULT_CHUNK_SIZE, workers=None, **options):
         if chunk_size < 1:
             raise CommandError("--chunk-size must be at least 1")
+        if workers is not None and workers < 1:
+            raise CommandError("--workers must be at least 1")
         try:
             run = recompute_run(
                 symbol_names=symbols, as_of=_as_of(as_of) if as_of else None, trigger="command",
-                chunk_size=chunk_size, progress=Progress(self.stdout, "recompute", "symbols"),
+                chunk_size=chunk_size, progress=Progress(self.stdout, "recompute", "symbols"), workers=workers,
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
