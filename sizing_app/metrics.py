@@ -95,6 +95,11 @@ def true_range(high, low, close) -> np.ndarray:
     return ranges
 
 
+# Inputs near the float limit overflow to inf in a product or a sum; every caller treats a
+# non-finite result as "no value", so the overflow is expected, not a warning.
+_overflow_is_not_finite = np.errstate(over="ignore", invalid="ignore")
+
+@_overflow_is_not_finite
 def atr(high, low, close, period: int = 14) -> np.ndarray:
     """Wilder's average true range, identical to ``talib.ATR(high, low, close, timeperiod=period)``.
 
@@ -186,15 +191,20 @@ def bars_per_year(interval: str) -> float:
     if match is None or int(match.group(1)) == 0:
         raise ValueError(f"unknown interval {interval!r}; expected e.g. '1m', '5m', '1h', '4h', '1d'")
     count, unit = int(match.group(1)), match.group(2)
-    if unit == "M":
-        return 12.0 / count
-    return _SECONDS_PER_YEAR / (count * _SECONDS_PER_UNIT[unit])
+    bars = 12.0 / count if unit == "M" else _SECONDS_PER_YEAR / (count * _SECONDS_PER_UNIT[unit])
+    if not bars > 0:  # a count so large that a year holds no measurable fraction of a bar
+        raise ValueError(f"interval {interval!r} is too long")
+    return bars
 
 
 def _datetime_microseconds(moment: datetime) -> int:
     if moment.tzinfo is None or moment.utcoffset() is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return (moment - _UNIX_EPOCH) // _ONE_MICROSECOND
+
+
+# Epoch milliseconds whose microseconds still fit in int64 (about +/-292,000 years).
+_MAX_EPOCH_MILLISECONDS = np.iinfo(np.int64).max // 1000
 
 
 def _millisecond_microseconds(milliseconds) -> int:
@@ -216,6 +226,8 @@ def _epoch_microseconds(times) -> np.ndarray:
             raise ValueError("times must not contain NaT")
         return raw.astype("datetime64[us]").astype(np.int64)
     if raw.dtype.kind in "iu":
+        if len(raw) and (raw.max() > _MAX_EPOCH_MILLISECONDS or raw.min() < -_MAX_EPOCH_MILLISECONDS):
+            raise ValueError("times are out of range for epoch milliseconds")
         return raw.astype(np.int64) * _MICROSECONDS_PER_MILLISECOND
     if raw.dtype.kind == "f":
         if not np.all(np.isfinite(raw)):
@@ -225,14 +237,17 @@ def _epoch_microseconds(times) -> np.ndarray:
         raise ValueError(f"times must be datetimes or epoch milliseconds, got dtype {raw.dtype}")
     microseconds = np.empty(len(raw), dtype=np.int64)
     for index, moment in enumerate(raw):
-        if isinstance(moment, datetime):
-            microseconds[index] = _datetime_microseconds(moment)
-        elif isinstance(moment, np.datetime64) and not np.isnat(moment):
-            microseconds[index] = moment.astype("datetime64[us]").astype(np.int64)
-        elif isinstance(moment, numbers.Real) and not isinstance(moment, (bool, np.bool_)):
-            microseconds[index] = _millisecond_microseconds(moment)
-        else:
-            raise ValueError(f"times must be datetimes or epoch milliseconds, got {moment!r}")
+        try:
+            if isinstance(moment, datetime):
+                microseconds[index] = _datetime_microseconds(moment)
+            elif isinstance(moment, np.datetime64) and not np.isnat(moment):
+                microseconds[index] = moment.astype("datetime64[us]").astype(np.int64)
+            elif isinstance(moment, numbers.Real) and not isinstance(moment, (bool, np.bool_)):
+                microseconds[index] = _millisecond_microseconds(moment)
+            else:
+                raise ValueError(f"times must be datetimes or epoch milliseconds, got {moment!r}")
+        except OverflowError:
+            raise ValueError(f"time {moment!r} is out of range") from None
     return microseconds
 
 
@@ -308,6 +323,7 @@ def _side_sign(side) -> np.ndarray:
     return signs
 
 
+@_overflow_is_not_finite
 def arrival_slippage_bps(side, fill_price, arrival_price):
     """Slippage against the arrival (decision-time) price in basis points; positive is a cost.
 
@@ -327,6 +343,7 @@ def arrival_slippage_bps(side, fill_price, arrival_price):
     return slippage
 
 
+@_overflow_is_not_finite
 def weighted_mean(values, weights) -> float | None:
     """Weighted mean ignoring pairs whose value or weight is not finite; None when the weights sum to 0."""
     values = np.atleast_1d(_float_series(np.ravel(values), "values"))
@@ -345,6 +362,7 @@ def _quantities(values, name: str) -> np.ndarray:
     return _float_series(np.ravel(values), name)
 
 
+@_overflow_is_not_finite
 def fill_rate(filled_qty, requested_qty) -> float | None:
     """Quantity-weighted fill rate, sum(filled) / sum(requested); None unless sum(requested) is positive and finite.
 
@@ -374,6 +392,7 @@ def _boolean_flags(flags, name: str) -> np.ndarray:
     raise ValueError(f"{name} must be booleans (or 0/1), got dtype {raw.dtype}")
 
 
+@_overflow_is_not_finite
 def maker_ratio(fill_qty, is_maker) -> float | None:
     """Share of filled quantity executed as maker; None unless the total fill quantity is positive and finite."""
     quantities = _quantities(fill_qty, "fill_qty")

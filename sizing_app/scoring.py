@@ -65,7 +65,12 @@ def score_to_size_factor(score: float, factor_min: float = FACTOR_FLOOR, factor_
         raise TypeError(f"score must be a number, got {type(score).__name__}")
     factor_min = max(FACTOR_FLOOR, factor_min)
     factor_max = min(FACTOR_CEILING, factor_max)
-    score = float(score)
+    if factor_min > factor_max:
+        raise ValueError(f"factor bounds are inverted: min {factor_min} > max {factor_max}")
+    try:
+        score = float(score)
+    except OverflowError:  # an integer beyond float range: finite, so it clamps like any huge score
+        return factor_max if score > 0 else factor_min
     if not math.isfinite(score):
         return 1.0
     # Clamp the exponent first so huge scores cannot overflow.

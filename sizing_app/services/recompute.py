@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.db import IntegrityError, connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .. import scoring, selectors
@@ -66,10 +67,16 @@ def _run_close(run: RecomputeRun) -> None:
 
 
 def runs_abandon_stale(*, older_than: timedelta) -> int:
-    """Close runs still 'running' long after any chunk could have finished (a chunk was lost)."""
-    cutoff = timezone.now() - older_than
+    """Close runs still 'running' long after any chunk could have finished (a chunk was lost).
+
+    "Long" either way round: a run that started more than `older_than` *ahead* of this clock was
+    started before the clock stepped back, and waiting for the clock to catch up would block
+    scheduled runs for as long as it had run ahead.
+    """
+    now = timezone.now()
     abandoned = 0
-    for run in RecomputeRun.objects.filter(status=RecomputeRun.Status.RUNNING, started_at__lt=cutoff):
+    out_of_window = Q(started_at__lt=now - older_than) | Q(started_at__gt=now + older_than)
+    for run in RecomputeRun.objects.filter(out_of_window, status=RecomputeRun.Status.RUNNING):
         run.status = RecomputeRun.Status.FAILED
         run.finished_at = timezone.now()
         run.errors = {**run.errors, "_run": f"abandoned: {len(run.chunks_done)}/{run.chunks_total} chunks recorded"}

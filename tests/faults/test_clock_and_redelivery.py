@@ -227,11 +227,6 @@ def test_after_a_forward_jump_is_corrected_the_new_snapshots_are_served(clock, m
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(strict=True, reason=(
-    "runs_abandon_stale compares started_at with now - 6 min: after the clock steps back an hour, a run "
-    "whose chunk was lost has started_at in the future, is never abandoned, and tasks.recompute skips every "
-    "scheduled run ('previous scheduled run is still working') for the hour plus 6 min, not 6 min; "
-    "snapshots go stale."))
 def test_backward_clock_jump_does_not_block_scheduled_runs_behind_a_lost_chunk(clock, market):
     lost = lost_chunk_run(service.bucket_for(clock.now))
     clock.jump(-timedelta(hours=1))

@@ -357,42 +357,29 @@ def test_evaluate_keeps_every_output_in_bounds_on_extreme_inputs(inputs, previou
         assert value is None or math.isfinite(value)
 
 
-# Defects found here in modules this suite may not change: each pinned by a strict xfail.
+# Defects this suite found in metrics and scoring (fixed): huge ints, inverted bounds, absurd intervals,
+# out-of-range times, overflow warnings on finite extremes.
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="scoring.score_to_size_factor: an int beyond float range raises OverflowError, not the "
-                          "clamped factor (or TypeError) its contract promises")
+
 def test_score_to_size_factor_handles_integers_beyond_float_range():
     assert scoring.score_to_size_factor(10**400) == 2.0
 
 
-@pytest.mark.xfail(strict=True, reason="scoring.score_to_size_factor: factor_min > factor_max is not refused; "
-                                       "(0, 5, 0.1) returns 0.1, below the 0.25 floor")
 def test_score_to_size_factor_refuses_inverted_bounds():
     with pytest.raises(ValueError):
         scoring.score_to_size_factor(0.0, 5.0, 0.1)
 
 
-@pytest.mark.xfail(strict=True, reason="metrics.bars_per_year: an absurd count ('1' + 400 zeros + 'm') returns 0.0 "
-                                       "bars a year instead of a ValueError")
 def test_bars_per_year_refuses_absurd_counts():
     with pytest.raises(ValueError):
         metrics.bars_per_year("1" + "0" * 400 + "m")
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="metrics.daily_sharpe: an epoch-millisecond int beyond int64 raises OverflowError, "
-                          "not the documented ValueError")
 def test_daily_sharpe_refuses_out_of_range_times_with_value_error():
     with pytest.raises(ValueError):
         metrics.daily_sharpe([10**30, 0], [1.0, 2.0])
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeWarning,
-                   reason="metrics.weighted_mean / fill_rate / maker_ratio / arrival_slippage_bps / atr emit numpy "
-                          "overflow RuntimeWarnings on finite inputs near 1e308 (results stay correct); pytest.ini "
-                          "turns sizing_app RuntimeWarnings into errors, so candles or fills that large posted "
-                          "through the API would fail a recompute under the test suite's rules")
 def test_metrics_do_not_warn_on_extreme_finite_input():
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
