@@ -7,6 +7,18 @@ import subprocess
 from pathlib import Path
 
 
+def kill_group(popen: subprocess.Popen) -> None:
+    """SIGKILL a process started with start_new_session=True and all its children, then reap it."""
+    try:
+        os.killpg(popen.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        popen.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
 class ManagedProcess:
     """One command in its own process group, its output in a log file; SIGKILLed as a group."""
 
@@ -37,13 +49,6 @@ class ManagedProcess:
         Only idle or deliberately doomed processes are stopped, so no warm shutdown is needed;
         it would cost seconds per process on the polling filesystem transport.
         """
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            self.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
+        kill_group(self.popen)
         if not self._log_file.closed:
             self._log_file.close()

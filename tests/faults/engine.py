@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import os
 import selectors
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tests.processes import kill_group
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSWER_TIMEOUT_SECONDS = 30.0
@@ -116,14 +117,7 @@ class EngineProcess:
 
     def kill(self) -> None:
         if self.popen is not None and self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+            kill_group(self.popen)
         if self.popen is not None:
             for stream in (self.popen.stdin, self.popen.stdout):
                 if stream is not None and not stream.closed:
