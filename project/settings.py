@@ -107,8 +107,12 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
     # The ledger INSERT (the one statement run on a server-binding cursor) is prepared after a few
     # runs on a connection; Django's own cursors bind client-side and never prepare. Behind
-    # PgBouncer in transaction mode, allow prepared statements there (max_prepared_statements).
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
+    # PgBouncer in transaction mode, allow prepared statements there (max_prepared_statements,
+    # PgBouncer >= 1.21) or set DATABASE_PREPARE_THRESHOLD= (empty) to never prepare.
+    _prepare_threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5")
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "prepare_threshold", int(_prepare_threshold) if _prepare_threshold else None
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 

@@ -81,6 +81,27 @@ def _decode(entry: dict) -> dict:
     }
 
 
+def _cut_torn_tail(fd: int) -> int:
+    """Drop an incomplete last line (a writer killed inside write(): never acknowledged); return the size."""
+    size = os.fstat(fd).st_size
+    keep = size
+    while keep > 0:  # back to just after the last newline, a block at a time
+        block_start = max(0, keep - (1 << 16))
+        os.lseek(fd, block_start, os.SEEK_SET)
+        block = os.read(fd, keep - block_start)
+        newline = block.rfind(b"\n")
+        if newline >= 0:
+            keep = block_start + newline + 1
+            break
+        keep = block_start
+    if keep < size:
+        logger.warning("outage journal ends in an incomplete entry (%d bytes) that was never acknowledged; "
+                       "dropped before appending", size - keep)
+        os.ftruncate(fd, keep)
+        os.fsync(fd)
+    return keep
+
+
 def journal_append(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Write one call's decision rows durably (fsync); return them with their journal_ref.
 
@@ -92,10 +113,17 @@ def journal_append(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     entries = [{**row, "journal_ref": str(uuid.uuid4())} for row in rows]
     line = (json.dumps(entries, default=_encode, allow_nan=False, separators=(",", ":")) + "\n").encode()
     with _locked(path) as fd:
-        written = 0
-        while written < len(line):
-            written += os.write(fd, line[written:])
-        os.fsync(fd)
+        start = _cut_torn_tail(fd)
+        try:
+            written = 0
+            while written < len(line):
+                written += os.write(fd, line[written:])
+            os.fsync(fd)
+        except BaseException:
+            # Not acknowledged: take the partial line back, or the next append would be glued to it.
+            os.ftruncate(fd, start)
+            os.fsync(fd)
+            raise
     logger.warning("ledger database unreachable: %d decision(s) journaled to %s", len(entries), path)
     return entries
 

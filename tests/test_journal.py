@@ -209,3 +209,61 @@ def test_journaled_rows_hash_their_journal_ref_and_old_rows_keep_their_hash(mark
     assert plain["journal_ref"] == "" and row_hash(plain) == plain["row_hash"]
     assert row_hash(replayed) == replayed["row_hash"]
     assert row_hash({**replayed, "journal_ref": "forged"}) != replayed["row_hash"]
+
+
+def test_inside_a_callers_transaction_the_journal_is_not_replayed(market, journal_file, outage):
+    outage.down = True
+    size_for("BTCUSDC", 1.0, order_ref="j1")
+    saved = journal_file.read_bytes()
+    outage.down = False
+    with pytest.raises(RuntimeError, match="rolled back"), transaction.atomic():
+        size_for("BTCUSDC", 1.0, order_ref="inside")
+        raise RuntimeError("the caller's transaction is rolled back")
+    assert journal_file.read_bytes() == saved  # still there for the next autocommit call
+    size_for("BTCUSDC", 1.0, order_ref="after")
+    assert list(SizingDecision.objects.order_by("seq").values_list("order_ref", flat=True)) == ["j1", "after"]
+
+
+def test_an_append_after_a_torn_entry_is_not_glued_to_it(market, journal_file, outage):
+    outage.down = True
+    size_for("BTCUSDC", 1.0, order_ref="j1")
+    with journal_file.open("ab") as handle:
+        handle.write(b'[{"symbol":"BTCUSDC","order_ref":"torn"')  # a writer killed inside write()
+    size_for("BTCUSDC", 2.0, order_ref="j2")
+    assert [entry["order_ref"] for line in journal_lines(journal_file) for entry in line] == ["j1", "j2"]
+    outage.down = False
+    size_for("BTCUSDC", 3.0, order_ref="o1")
+    assert list(SizingDecision.objects.order_by("seq").values_list("order_ref", flat=True)) == ["j1", "j2", "o1"]
+
+
+def test_a_journal_write_that_fails_takes_its_partial_line_back(market, journal_file, outage, monkeypatch):
+    outage.down = True
+    size_for("BTCUSDC", 1.0, order_ref="j1")
+    saved = journal_file.read_bytes()
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal.os, "fsync", disk_full)
+    with pytest.raises(SizingUnavailable, match="outage journal failed"):
+        size_for("BTCUSDC", 2.0, order_ref="refused")
+    monkeypatch.undo()
+    assert journal_file.read_bytes() == saved
+
+
+def test_a_commit_whose_acknowledgement_was_lost_is_not_recorded_twice(market, journal_file, monkeypatch):
+    real_insert = decision_service._insert
+
+    def commit_then_lose_the_connection(chained):
+        real_insert(chained)  # autocommit: the row is on the ledger...
+        raise OperationalError("server closed the connection unexpectedly")  # ...but the caller never hears
+
+    monkeypatch.setattr(decision_service, "_insert", commit_then_lose_the_connection)
+    size = size_for("BTCUSDC", 100.0, order_ref="unknown-outcome")  # journaled: the outcome was unknown
+    monkeypatch.undo()
+    size_for("BTCUSDC", 100.0, order_ref="next")
+    rows = list(SizingDecision.objects.order_by("seq").values_list("order_ref", "final_size", "journal_ref"))
+    assert [(ref, final) for ref, final, _ in rows] == [("unknown-outcome", size), ("next", size)]
+    assert rows[0][2] == ""  # the row committed before the outage, not a replayed copy
+    assert journal_file.read_bytes() == b""
+    verify_ledger()

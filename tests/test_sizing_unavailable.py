@@ -4,6 +4,7 @@ from django.db import InterfaceError, OperationalError
 
 from sizing_app.models import SizingDecision
 from sizing_app.signal_generator import SizingUnavailable, size_decide_batch, size_for
+from tests.integration.conftest import empty_append_only_tables  # noqa: F401  (SQLite flush after commits)
 
 
 @pytest.mark.parametrize("error", [OperationalError("server closed the connection"), InterfaceError("closed")])
@@ -24,3 +25,24 @@ def test_bad_input_is_still_a_value_error_not_unavailable():
     with pytest.raises(ValueError) as caught:
         size_for("BTCUSDC", float("nan"))
     assert not isinstance(caught.value, SizingUnavailable)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_prepared_ledger_insert_dropped_under_the_connection_is_prepared_again(empty_append_only_tables):
+    """A pooler that swaps the server connection (or DEALLOCATE) loses the prepared INSERT: size anyway."""
+    from django.db import connection
+
+    from sizing_app.models import SizingDecision
+    from tests.factories import make_snapshot, make_symbol
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's (DATABASE_URL=postgres://...)")
+    make_snapshot(make_symbol("BTCUSDC"), size_factor=1.5)
+    for n in range(8):  # past the connection's prepare_threshold: the INSERT is now prepared
+        size_for("BTCUSDC", 1.0, order_ref=f"warm-{n}")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        assert cursor.fetchone()[0] >= 1
+        cursor.execute("DEALLOCATE ALL")  # psycopg still believes it is prepared
+    size = size_for("BTCUSDC", 100.0, order_ref="after")
+    assert SizingDecision.objects.get(order_ref="after").final_size == size

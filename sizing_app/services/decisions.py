@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import math
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import (
-    DEFAULT_DB_ALIAS, IntegrityError, InterfaceError, OperationalError, connection, connections, transaction,
+    DEFAULT_DB_ALIAS, IntegrityError, InterfaceError, NotSupportedError, OperationalError, ProgrammingError,
+    connection, connections, transaction,
 )
 from django.utils import timezone
 
@@ -23,6 +26,8 @@ from ..latest import hot_state
 from ..ledger import GENESIS_HASH, row_hash
 from ..models import SizingDecision
 from ..selectors import EffectivePolicy
+
+logger = logging.getLogger(__name__)
 
 CHAIN_RETRIES = 20
 
@@ -96,7 +101,7 @@ def _checked_multiplier(name: str, value: Any) -> float:
         raise SizingError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(number) or number < 0:
         raise SizingError(f"{name} must be finite and non-negative, got {number!r}")
-    return number
+    return number + 0.0  # -0.0 becomes 0.0: SQLite stores it so, and the row hash must match what is read back
 
 
 def policy_apply(*, intel: dict[str, Any], policy: EffectivePolicy) -> tuple[float, float, str]:
@@ -191,6 +196,13 @@ def _postgres_insert_sql() -> str:
     )
 
 
+def _prepared_statement_gone(exc: Exception) -> bool:
+    import psycopg.errors
+
+    cause = exc.__cause__
+    return isinstance(cause, (psycopg.errors.FeatureNotSupported, psycopg.errors.InvalidSqlStatementName))
+
+
 # The rows' JSON for PostgreSQL; one encoder for every call (json.dumps with options builds one each time).
 _ROWS_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
@@ -210,11 +222,24 @@ def _insert_postgres(chained: list[dict[str, Any]]) -> list[int]:
     # Django's cursors bind parameters client-side, so they never prepare; this one binds on the
     # server, and the connection's prepare_threshold (settings) prepares the statement after a
     # few runs. Wrapped like any Django cursor: same error classes, query logging and wrappers.
-    raw = ServerBindingCursor(db.connection)
     wrap = db.make_debug_cursor if db.queries_logged else db.make_cursor
-    with wrap(raw) as cursor:
-        cursor.execute(_postgres_insert_sql(), [rows, symbols])
-        inserted = {(symbol, seq): pk for pk, symbol, seq in cursor.fetchall()}
+    try:
+        with wrap(ServerBindingCursor(db.connection)) as cursor:
+            cursor.execute(_postgres_insert_sql(), [rows, symbols])
+            returned = cursor.fetchall()
+    except (NotSupportedError, ProgrammingError) as exc:
+        # "cached plan must not change result type" (a migration changed the table under this
+        # connection's prepared statement) or "prepared statement ... does not exist" (a pooler
+        # swapped the server connection): nothing was inserted. Outside a caller's transaction a
+        # fresh connection prepares it again; inside one, the caller's transaction is lost anyway.
+        if db.in_atomic_block or not _prepared_statement_gone(exc):
+            raise
+        db.close()
+        db.ensure_connection()
+        with wrap(ServerBindingCursor(db.connection)) as cursor:
+            cursor.execute(_postgres_insert_sql(), [rows, symbols])
+            returned = cursor.fetchall()
+    inserted = {(symbol, seq): pk for pk, symbol, seq in returned}
     # RETURNING's row order is not guaranteed: match ids to rows by their chain position.
     return [inserted[fields["symbol"], fields["seq"]] for fields in chained]
 
@@ -314,7 +339,7 @@ def _append_replayed(rows: list[dict[str, Any]]) -> int:
         for start in range(0, len(refs), _REPLAY_LOOKUP_BATCH):
             done.update(SizingDecision.objects.filter(journal_ref__in=refs[start:start + _REPLAY_LOOKUP_BATCH])
                         .values_list("journal_ref", flat=True))
-        missing = [row for row in rows if row["journal_ref"] not in done]
+        missing = _not_committed_before_the_outage([row for row in rows if row["journal_ref"] not in done])
         heads = {symbol: chain_heads.reload(symbol) for symbol in symbols}
         chained = _chain(missing, heads)
         if chained:
@@ -322,6 +347,36 @@ def _append_replayed(rows: list[dict[str, Any]]) -> int:
         for symbol in symbols:
             chain_heads.forget(symbol)
     return len(chained)
+
+
+_DECISION_IDENTITY = ("symbol", "created_at", "order_ref", "caller", "gross_target", "final_size")
+
+
+def _not_committed_before_the_outage(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows minus those the database committed although the connection broke before saying so.
+
+    Such a decision was journaled too (its outcome was unknown), under a fresh journal_ref, but its
+    row is already on the ledger, unjournaled, with the same decision time to the microsecond and
+    the same content: replaying it would record one size twice.
+    """
+    if not rows:
+        return rows
+    committed: Counter = Counter()
+    times = sorted({row["created_at"] for row in rows})
+    for start in range(0, len(times), _REPLAY_LOOKUP_BATCH):
+        committed.update(SizingDecision.objects.filter(
+            journal_ref="", symbol__in={row["symbol"] for row in rows},
+            created_at__in=times[start:start + _REPLAY_LOOKUP_BATCH],
+        ).values_list(*_DECISION_IDENTITY))
+    kept = []
+    for row in rows:
+        identity = tuple(row[name] for name in _DECISION_IDENTITY)
+        if committed[identity] > 0:
+            committed[identity] -= 1
+            logger.warning("journaled decision %s was committed before the outage; not replayed", row["journal_ref"])
+        else:
+            kept.append(row)
+    return kept
 
 
 def journal_replay_pending() -> int:
@@ -340,8 +395,11 @@ def _record(requests: list[SizingRequest], journal: bool) -> list[dict[str, Any]
     created_at = timezone.now()
     rows = [_decision_fields(request, created_at) for request in requests]
     try:
-        if journal_pending():
-            journal_replay_pending()  # older decisions first, so every chain stays in time order
+        if journal_pending() and not connection.in_atomic_block:
+            # Older decisions first, so every chain stays in time order. Never inside a caller's
+            # transaction: the journal is emptied once the replay returns, and a rollback of that
+            # transaction would take the replayed rows with it.
+            journal_replay_pending()
         chained, ids = _append_to_chains(rows)
     except (OperationalError, InterfaceError):
         if not journal or journal_path() is None or connection.in_atomic_block:
