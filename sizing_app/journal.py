@@ -96,7 +96,7 @@ def _cut_torn_tail(fd: int) -> int:
         keep = block_start
     if keep < size:
         logger.warning("outage journal ends in an incomplete entry (%d bytes) that was never acknowledged; "
-                       "dropped before appending", size - keep)
+                       "dropped", size - keep)
         os.ftruncate(fd, keep)
         os.fsync(fd)
     return keep
@@ -138,21 +138,14 @@ def journal_replay(append: Callable[[list[dict[str, Any]]], int]) -> int:
     if path is None:
         return 0
     with _locked(path) as fd:
+        if _cut_torn_tail(fd) == 0:
+            return 0
         os.lseek(fd, 0, os.SEEK_SET)
         chunks = []
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
-        data = b"".join(chunks)
-        if not data:
-            return 0
-        lines = data.split(b"\n")
-        if lines[-1]:
-            # No newline: the writer died inside write(), before fsync returned, so the caller
-            # never got these sizes. Nothing was applied; nothing needs recording.
-            logger.warning("outage journal %s ends in an incomplete entry (%d bytes); it was never "
-                           "acknowledged and is dropped", path, len(lines[-1]))
         rows = []
-        for number, line in enumerate(lines[:-1], start=1):
+        for number, line in enumerate(b"".join(chunks).splitlines(), start=1):
             try:
                 rows.extend(_decode(entry) for entry in json.loads(line))
             except (ValueError, TypeError, KeyError) as exc:

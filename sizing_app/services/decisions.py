@@ -218,15 +218,19 @@ def _insert_postgres(chained: list[dict[str, Any]]) -> list[int]:
         payload.append(row)
     rows = _ROWS_ENCODER.encode(payload)
     db = connections[DEFAULT_DB_ALIAS]  # each attribute read through the `connection` proxy costs a lookup
-    db.ensure_connection()
-    # Django's cursors bind parameters client-side, so they never prepare; this one binds on the
-    # server, and the connection's prepare_threshold (settings) prepares the statement after a
-    # few runs. Wrapped like any Django cursor: same error classes, query logging and wrappers.
-    wrap = db.make_debug_cursor if db.queries_logged else db.make_cursor
-    try:
+
+    def execute() -> list[tuple]:
+        db.ensure_connection()
+        # Django's cursors bind parameters client-side, so they never prepare; this one binds on the
+        # server, and the connection's prepare_threshold (settings) prepares the statement after a
+        # few runs. Wrapped like any Django cursor: same error classes, query logging and wrappers.
+        wrap = db.make_debug_cursor if db.queries_logged else db.make_cursor
         with wrap(ServerBindingCursor(db.connection)) as cursor:
             cursor.execute(_postgres_insert_sql(), [rows, symbols])
-            returned = cursor.fetchall()
+            return cursor.fetchall()
+
+    try:
+        returned = execute()
     except (NotSupportedError, ProgrammingError) as exc:
         # "cached plan must not change result type" (a migration changed the table under this
         # connection's prepared statement) or "prepared statement ... does not exist" (a pooler
@@ -235,10 +239,7 @@ def _insert_postgres(chained: list[dict[str, Any]]) -> list[int]:
         if db.in_atomic_block or not _prepared_statement_gone(exc):
             raise
         db.close()
-        db.ensure_connection()
-        with wrap(ServerBindingCursor(db.connection)) as cursor:
-            cursor.execute(_postgres_insert_sql(), [rows, symbols])
-            returned = cursor.fetchall()
+        returned = execute()
     inserted = {(symbol, seq): pk for pk, symbol, seq in returned}
     # RETURNING's row order is not guaranteed: match ids to rows by their chain position.
     return [inserted[fields["symbol"], fields["seq"]] for fields in chained]
