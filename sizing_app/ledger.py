@@ -20,6 +20,11 @@ HASHED_FIELDS = (
 )
 # Hashed only when set, so rows written before the field existed keep their hashes.
 OPTIONAL_HASHED_FIELDS = frozenset({"journal_ref"})
+_ALWAYS_HASHED = tuple(name for name in HASHED_FIELDS if name not in OPTIONAL_HASHED_FIELDS)
+_SOMETIMES_HASHED = tuple(name for name in HASHED_FIELDS if name in OPTIONAL_HASHED_FIELDS)
+# The payload lists the always-hashed fields first: the optional ones must stay at the end of
+# HASHED_FIELDS for the JSON's key order (part of every hash) to follow HASHED_FIELDS.
+assert HASHED_FIELDS == _ALWAYS_HASHED + _SOMETIMES_HASHED
 
 # Rows that fail their own hash are held and tried against the other damaged rows' seq and
 # created_at to tell a swap from an edit; past this many (memory, a quadratic search) all count as edited.
@@ -39,14 +44,31 @@ def _canonical(value):
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_canonical)
 
 
-def row_hash(fields: dict) -> str:
-    """sha256 over the canonical JSON of the hashed fields (floats in repr, exact round trip)."""
-    payload = {
-        name: fields[name] for name in HASHED_FIELDS
-        if name not in OPTIONAL_HASHED_FIELDS or fields.get(name)
-    }
+def canonical_times(rows: Iterable[dict]) -> list[str]:
+    """Each row's created_at as canonical text (see row_hash's created_at_text).
+
+    Rows sharing one datetime object (all rows of one sizing call) cost one conversion.
+    """
+    texts, last, text = [], None, ""
+    for row in rows:
+        value = row["created_at"]
+        if value is not last:
+            last, text = value, _canonical(value)
+        texts.append(text)
+    return texts
+
+
+def row_hash(fields: dict, *, created_at_text: str | None = None) -> str:
+    """sha256 over the canonical JSON of the hashed fields (floats in repr, exact round trip).
+
+    created_at_text: the row's created_at already canonical (from canonical_times), if at hand.
+    """
+    payload = {name: fields[name] for name in _ALWAYS_HASHED}
+    for name in _SOMETIMES_HASHED:
+        if fields.get(name):
+            payload[name] = fields[name]
     # The one time field, canonical up front: the encoder's fallback call costs more than this.
-    payload["created_at"] = _canonical(payload["created_at"])
+    payload["created_at"] = created_at_text if created_at_text is not None else _canonical(payload["created_at"])
     return hashlib.sha256(_ENCODER.encode(payload).encode("utf-8")).hexdigest()
 
 

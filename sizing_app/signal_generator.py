@@ -4,7 +4,6 @@ The stack steps and `symbol_size_factor` are module globals looked up at call ti
 and operators can swap one step without touching the rest. Every size is on the ledger.
 """
 from collections.abc import Iterable
-from contextlib import contextmanager
 
 from django.db import InterfaceError, OperationalError, connection
 
@@ -24,18 +23,19 @@ __all__ = [
 ]
 
 
-@contextmanager
-def _fail_closed():
+# Errors that mean "no ledger row can be written now". Caught with a plain try in each entry
+# point (a generator context manager costs more than the rest of a size's Python).
+_UNRECORDABLE = (OperationalError, InterfaceError, OSError, JournalCorrupt)
+
+
+def _unavailable(exc: Exception) -> SizingUnavailable:
     """No ledger row, no size: a database outage surfaces as one typed error the engine catches."""
-    try:
-        yield
-    except (OperationalError, InterfaceError) as exc:
+    if isinstance(exc, (OperationalError, InterfaceError)):
         if not connection.in_atomic_block:
             connection.close_if_unusable_or_obsolete()  # so the next call reconnects
-        raise SizingUnavailable(f"sizing is unavailable: the ledger database cannot be reached ({exc})") from exc
-    except (OSError, JournalCorrupt) as exc:
-        # The database was down and the outage journal could not take the decision either.
-        raise SizingUnavailable(f"sizing is unavailable: the outage journal failed ({exc})") from exc
+        return SizingUnavailable(f"sizing is unavailable: the ledger database cannot be reached ({exc})")
+    # The database was down and the outage journal could not take the decision either.
+    return SizingUnavailable(f"sizing is unavailable: the outage journal failed ({exc})")
 
 
 def _request(symbol, gross_target, order_ref, caller) -> SizingRequest:
@@ -60,8 +60,10 @@ def size_decide(symbol: str, gross_target: float, *, order_ref: str = "", caller
     During a database outage with the outage journal enabled, the row is journaled instead and
     comes back unsaved (id and seq None, journal_ref set); journal=False fails closed regardless.
     """
-    with _fail_closed():
+    try:
         return decision_record(request=_request(symbol, gross_target, order_ref, caller), journal=journal)
+    except _UNRECORDABLE as exc:
+        raise _unavailable(exc) from exc
 
 
 def size_for(symbol: str, gross_target: float, *, order_ref: str = "", caller: str = "") -> float:
@@ -74,13 +76,17 @@ def size_for(symbol: str, gross_target: float, *, order_ref: str = "", caller: s
     gross_target, before anything is written, and SizingUnavailable when the decision
     cannot be recorded (the database is down): no size is ever handed out unrecorded.
     """
-    with _fail_closed():
+    try:
         return decision_size(request=_request(symbol, gross_target, order_ref, caller))
+    except _UNRECORDABLE as exc:
+        raise _unavailable(exc) from exc
 
 
 def size_decide_batch(orders: Iterable[tuple[str, float, str]], *, caller: str = "",
                       journal: bool = True) -> list[SizingDecision]:
     """Size many (symbol, gross_target, order_ref) orders in one transaction: all rows or none."""
-    with _fail_closed():
+    try:
         requests = [_request(symbol, gross, order_ref, caller) for symbol, gross, order_ref in orders]
         return decisions_record(requests=requests, journal=journal)
+    except _UNRECORDABLE as exc:
+        raise _unavailable(exc) from exc

@@ -286,6 +286,33 @@ def test_chain_continues_after_process_cache_is_lost(fresh_snapshot):
     assert rows[1]["prev_hash"] == rows[0]["row_hash"]
 
 
+def test_a_stale_chain_head_loses_to_the_database_and_the_call_retries(fresh_snapshot, monkeypatch):
+    from sizing_app.services import decisions
+
+    size_for("BTCUSDC", 1.0)
+    # This process believes the chain is empty (another writer appended since it last looked):
+    # the fast-path INSERT of seq 1 is refused by the unique key and the call appends after the real head.
+    monkeypatch.setattr(decisions.chain_heads, "get", lambda symbol: (0, ledger.GENESIS_HASH))
+    size_for("BTCUSDC", 2.0)
+    rows = _chain("BTCUSDC")
+    assert [(row["seq"], row["gross_target"]) for row in rows] == [(1, 1.0), (2, 2.0)]
+    assert ledger.verify_chain("BTCUSDC", rows) == []
+
+
+def test_ledger_insert_is_seen_by_execute_wrappers(fresh_snapshot):
+    # The INSERT runs on a driver cursor for speed; tracing and debug tools must still see it.
+    seen = []
+
+    def trace(execute, sql, params, many, context):
+        seen.append(sql.lower())
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(trace):
+        size_for("BTCUSDC", 100.0)
+        size_decide_batch([("BTCUSDC", 1.0, "a"), ("BTCUSDC", 2.0, "b")])
+    assert sum(sql.startswith("insert into") for sql in seen) == 2
+
+
 def test_decision_rows_are_append_only(fresh_snapshot):
     size_for("BTCUSDC", 100.0)
     row = only_row()

@@ -11,19 +11,18 @@ import logging
 import math
 import threading
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import (
     DEFAULT_DB_ALIAS, IntegrityError, InterfaceError, NotSupportedError, OperationalError, ProgrammingError,
-    connection, connections, transaction,
+    connections, transaction,
 )
 from django.utils import timezone
 
 from ..conf import sizing_settings
 from ..journal import journal_append, journal_path, journal_pending, journal_replay
 from ..latest import hot_state
-from ..ledger import GENESIS_HASH, row_hash
+from ..ledger import GENESIS_HASH, canonical_times, row_hash
 from ..models import SizingDecision
 from ..selectors import EffectivePolicy
 
@@ -80,9 +79,8 @@ class ChainHeads:
 chain_heads = ChainHeads()
 
 
-@dataclass(frozen=True)
-class SizingRequest:
-    """One order to size, with the stack's outputs already computed by the caller."""
+class SizingRequest(NamedTuple):
+    """One order to size, with the stack's outputs already computed by the caller (a tuple: cheap to build)."""
 
     symbol: str
     gross_target: float
@@ -150,10 +148,10 @@ def _decision_fields(request: SizingRequest, created_at) -> dict[str, Any]:
 
 def _chain(rows: list[dict[str, Any]], heads: dict[str, tuple[int, str]]) -> list[dict[str, Any]]:
     chained = []
-    for fields in rows:
+    for fields, time_text in zip(rows, canonical_times(rows)):
         seq, prev_hash = heads[fields["symbol"]]
         fields = {**fields, "seq": seq + 1, "prev_hash": prev_hash}
-        fields["row_hash"] = row_hash(fields)
+        fields["row_hash"] = row_hash(fields, created_at_text=time_text)
         heads[fields["symbol"]] = (fields["seq"], fields["row_hash"])
         chained.append(fields)
     return chained
@@ -165,12 +163,13 @@ def _chain(rows: list[dict[str, Any]], heads: dict[str, tuple[int, str]]) -> lis
 _INSERT_FIELDS = [field for field in SizingDecision._meta.concrete_fields if not field.primary_key]
 _INSERT_NAMES = [field.attname for field in _INSERT_FIELDS]
 _MODEL_NAMES = [SizingDecision._meta.pk.attname, *_INSERT_NAMES]
+_CREATED_AT = _INSERT_NAMES.index("created_at")
 _SQLITE_BATCH = 500  # rows per statement: SQLite caps the parameters of one statement
 
 
 @functools.cache
 def _table_and_columns() -> tuple[str, str]:
-    quote = connection.ops.quote_name
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
     return quote(SizingDecision._meta.db_table), ", ".join(quote(field.column) for field in _INSERT_FIELDS)
 
 
@@ -196,6 +195,34 @@ def _postgres_insert_sql() -> str:
     )
 
 
+@functools.cache
+def _sqlite_insert_sql(rows: int, placeholder: str) -> str:
+    """Multi-row VALUES; "?" is the driver's own style (no per-call rewrite), "%s" Django's cursors'."""
+    table, columns = _table_and_columns()
+    values = "(" + ", ".join([placeholder] * len(_INSERT_FIELDS)) + ")"
+    return f'INSERT INTO {table} ({columns}) VALUES {", ".join([values] * rows)} RETURNING "id"'
+
+
+def _traced(db) -> bool:
+    """Query logging or execute_wrappers (debug tools, tracing) are on: they must see the INSERT."""
+    return db.queries_logged or bool(db.execute_wrappers)
+
+
+def _driver_execute(db, driver_cursor, sql: str, params: list) -> list[tuple]:
+    """Run one statement on a bare driver cursor and fetch its rows, with Django's error classes.
+
+    Only when not _traced: Django's cursor wrapper costs more than the rest of a size's Python,
+    and this is the one statement every size waits for.
+    """
+    db.validate_no_broken_transaction()  # as Django's cursor does: a clear error inside a failed atomic block
+    with db.wrap_database_errors:
+        try:
+            driver_cursor.execute(sql, params)
+            return driver_cursor.fetchall()
+        finally:
+            driver_cursor.close()
+
+
 def _prepared_statement_gone(exc: Exception) -> bool:
     import psycopg.errors
 
@@ -207,27 +234,26 @@ def _prepared_statement_gone(exc: Exception) -> bool:
 _ROWS_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
-def _insert_postgres(chained: list[dict[str, Any]]) -> list[int]:
+def _insert_postgres(db, chained: list[dict[str, Any]]) -> list[int]:
     from django.db.backends.postgresql.base import ServerBindingCursor
 
     symbols = ",".join({fields["symbol"] for fields in chained})
-    payload = []
-    for fields in chained:
-        row = {name: fields[name] for name in _INSERT_NAMES}
-        row["created_at"] = row["created_at"].isoformat()  # to the microsecond, with its UTC offset
-        payload.append(row)
-    rows = _ROWS_ENCODER.encode(payload)
-    db = connections[DEFAULT_DB_ALIAS]  # each attribute read through the `connection` proxy costs a lookup
+    # A row's keys are the table's columns (json_populate_recordset ignores any other key, and
+    # the SELECT takes only the insert columns); the time goes as ISO text to the microsecond.
+    payload = [{**fields, "created_at": time_text} for fields, time_text in zip(chained, canonical_times(chained))]
+    params = [_ROWS_ENCODER.encode(payload), symbols]
 
     def execute() -> list[tuple]:
         db.ensure_connection()
         # Django's cursors bind parameters client-side, so they never prepare; this one binds on the
         # server, and the connection's prepare_threshold (settings) prepares the statement after a
-        # few runs. Wrapped like any Django cursor: same error classes, query logging and wrappers.
-        wrap = db.make_debug_cursor if db.queries_logged else db.make_cursor
-        with wrap(ServerBindingCursor(db.connection)) as cursor:
-            cursor.execute(_postgres_insert_sql(), [rows, symbols])
-            return cursor.fetchall()
+        # few runs.
+        cursor = ServerBindingCursor(db.connection)
+        if not _traced(db):
+            return _driver_execute(db, cursor, _postgres_insert_sql(), params)
+        with (db.make_debug_cursor if db.queries_logged else db.make_cursor)(cursor) as wrapped:
+            wrapped.execute(_postgres_insert_sql(), params)
+            return wrapped.fetchall()
 
     try:
         returned = execute()
@@ -240,60 +266,63 @@ def _insert_postgres(chained: list[dict[str, Any]]) -> list[int]:
             raise
         db.close()
         returned = execute()
+    if len(chained) == 1:
+        return [returned[0][0]]
     inserted = {(symbol, seq): pk for pk, symbol, seq in returned}
     # RETURNING's row order is not guaranteed: match ids to rows by their chain position.
     return [inserted[fields["symbol"], fields["seq"]] for fields in chained]
 
 
-def _insert_sqlite(chained: list[dict[str, Any]]) -> list[int]:
-    table, columns = _table_and_columns()
-    placeholder = "(" + ", ".join(["%s"] * len(_INSERT_FIELDS)) + ")"
-    adapt_time = connection.ops.adapt_datetimefield_value
+def _insert_sqlite(db, chained: list[dict[str, Any]]) -> list[int]:
+    adapt_time = db.ops.adapt_datetimefield_value
     ids: list[int] = []
-    with connection.cursor() as cursor:
-        for start in range(0, len(chained), _SQLITE_BATCH):
-            batch = chained[start:start + _SQLITE_BATCH]
-            params = []
-            for fields in batch:
-                params.extend(adapt_time(fields[name]) if name == "created_at" else fields[name]
-                              for name in _INSERT_NAMES)
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {', '.join([placeholder] * len(batch))} RETURNING \"id\"",
-                params,
-            )
-            # SQLite returns a multi-row VALUES insert's ids in row order.
-            ids.extend(row[0] for row in cursor.fetchall())
+    db.ensure_connection()
+    for start in range(0, len(chained), _SQLITE_BATCH):
+        batch = chained[start:start + _SQLITE_BATCH]
+        params = []
+        for fields in batch:
+            row = [fields[name] for name in _INSERT_NAMES]
+            row[_CREATED_AT] = adapt_time(row[_CREATED_AT])
+            params.extend(row)
+        if not _traced(db):
+            returned = _driver_execute(db, db.connection.cursor(), _sqlite_insert_sql(len(batch), "?"), params)
+        else:
+            with db.cursor() as cursor:
+                cursor.execute(_sqlite_insert_sql(len(batch), "%s"), params)
+                returned = cursor.fetchall()
+        # SQLite returns a multi-row VALUES insert's ids in row order.
+        ids.extend(row[0] for row in returned)
     return ids
 
 
-def _insert(chained: list[dict[str, Any]]) -> list[int]:
-    return _insert_postgres(chained) if connection.vendor == "postgresql" else _insert_sqlite(chained)
+def _insert(db, chained: list[dict[str, Any]]) -> list[int]:
+    return _insert_postgres(db, chained) if db.vendor == "postgresql" else _insert_sqlite(db, chained)
 
 
-def _lock_chains(symbols: set[str]) -> None:
+def _lock_chains(db, symbols: set[str]) -> None:
     """Queue behind every other writer of these chains until this transaction ends.
 
     PostgreSQL: one transaction-scoped advisory lock per symbol, always taken in the same order so
     two batches cannot deadlock. SQLite: the IMMEDIATE transaction already holds the write lock.
     """
-    if connection.vendor != "postgresql":
+    if db.vendor != "postgresql":
         return
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         for symbol in sorted(symbols):
             cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [symbol])
 
 
-def _append(chained: list[dict[str, Any]]) -> list[int]:
-    if connection.in_atomic_block:
-        with transaction.atomic():  # a savepoint, so a lost race leaves the caller's transaction usable
-            return _insert(chained)
-    if len(chained) > _SQLITE_BATCH and connection.vendor != "postgresql":
-        with transaction.atomic():  # several statements: all rows or none
-            return _insert(chained)
-    return _insert(chained)
+def _append(db, chained: list[dict[str, Any]]) -> list[int]:
+    if db.in_atomic_block:
+        with transaction.atomic(using=db.alias):  # a savepoint, so a lost race leaves the caller's transaction usable
+            return _insert(db, chained)
+    if len(chained) > _SQLITE_BATCH and db.vendor != "postgresql":
+        with transaction.atomic(using=db.alias):  # several statements: all rows or none
+            return _insert(db, chained)
+    return _insert(db, chained)
 
 
-def _append_to_chains(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[int]]:
+def _append_to_chains(db, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[int]]:
     """Chain the rows onto their symbols' heads and insert them: (chained rows, their ids)."""
     symbols = {row["symbol"] for row in rows}
     heads = {symbol: chain_heads.get(symbol) for symbol in symbols}
@@ -301,27 +330,28 @@ def _append_to_chains(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
         try:
             if attempt == 0:
                 # Fast path: one INSERT on the heads this process saw last.
-                chained = _chain(rows, dict(heads))
-                return chained, _append(chained)
+                chained = _chain(rows, heads)
+                return chained, _append(db, chained)
             # Another writer appended first. Racing again can lose again, without end under
             # load: queue on the chains' locks instead, then read the heads and append.
-            with transaction.atomic():
-                _lock_chains(symbols)
+            with transaction.atomic(using=db.alias):
+                _lock_chains(db, symbols)
                 heads = {symbol: chain_heads.reload(symbol) for symbol in symbols}
-                chained = _chain(rows, dict(heads))
-                return chained, _insert(chained)
+                chained = _chain(rows, heads)
+                return chained, _insert(db, chained)
         except IntegrityError:
             if attempt == CHAIN_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
 
 
-def _remember_heads(rows: list[dict[str, Any]]) -> None:
-    if connection.in_atomic_block:
+def _remember_heads(db, rows: list[dict[str, Any]]) -> None:
+    if db.in_atomic_block:
         # Inside the caller's transaction: trust the new heads only once that commits.
         for row in rows:
             chain_heads.forget(row["symbol"])
-            transaction.on_commit(lambda r=row: chain_heads.remember(r["symbol"], r["seq"], r["row_hash"]))
+            transaction.on_commit(lambda r=row: chain_heads.remember(r["symbol"], r["seq"], r["row_hash"]),
+                                  using=db.alias)
     else:
         for row in rows:
             chain_heads.remember(row["symbol"], row["seq"], row["row_hash"])
@@ -334,8 +364,9 @@ def _append_replayed(rows: list[dict[str, Any]]) -> int:
     """Append journaled rows not yet in the ledger, in journal order, in one transaction."""
     refs = [row["journal_ref"] for row in rows]
     symbols = {row["symbol"] for row in rows}
+    db = connections[DEFAULT_DB_ALIAS]
     with transaction.atomic():
-        _lock_chains(symbols)
+        _lock_chains(db, symbols)
         done: set[str] = set()
         for start in range(0, len(refs), _REPLAY_LOOKUP_BATCH):
             done.update(SizingDecision.objects.filter(journal_ref__in=refs[start:start + _REPLAY_LOOKUP_BATCH])
@@ -344,7 +375,7 @@ def _append_replayed(rows: list[dict[str, Any]]) -> int:
         heads = {symbol: chain_heads.reload(symbol) for symbol in symbols}
         chained = _chain(missing, heads)
         if chained:
-            _insert(chained)
+            _insert(db, chained)
         for symbol in symbols:
             chain_heads.forget(symbol)
     return len(chained)
@@ -393,21 +424,22 @@ def _record(requests: list[SizingRequest], journal: bool) -> list[dict[str, Any]
     instead, durably, before this returns: then "id" and "seq" are None and "journal_ref" is
     set. Otherwise the database error propagates.
     """
+    db = connections[DEFAULT_DB_ALIAS]  # once: each read through the `connection` proxy costs a lookup
     created_at = timezone.now()
     rows = [_decision_fields(request, created_at) for request in requests]
     try:
-        if journal_pending() and not connection.in_atomic_block:
+        if journal_pending() and not db.in_atomic_block:
             # Older decisions first, so every chain stays in time order. Never inside a caller's
             # transaction: the journal is emptied once the replay returns, and a rollback of that
             # transaction would take the replayed rows with it.
             journal_replay_pending()
-        chained, ids = _append_to_chains(rows)
+        chained, ids = _append_to_chains(db, rows)
     except (OperationalError, InterfaceError):
-        if not journal or journal_path() is None or connection.in_atomic_block:
+        if not journal or journal_path() is None or db.in_atomic_block:
             raise
-        connection.close_if_unusable_or_obsolete()  # the next call reconnects
+        db.close_if_unusable_or_obsolete()  # the next call reconnects
         return [{**entry, "id": None, "seq": None, "prev_hash": "", "row_hash": ""} for entry in journal_append(rows)]
-    _remember_heads(chained)
+    _remember_heads(db, chained)
     for fields, pk in zip(chained, ids):
         fields["id"] = pk
     return chained
@@ -421,8 +453,8 @@ def decisions_record(*, requests: list[SizingRequest], journal: bool = True) -> 
     if rows[0]["id"] is None:
         return [SizingDecision(**row) for row in rows]
     # As if loaded from the database (positional values: Model.__init__'s fast path).
-    alias = connection.alias
-    return [SizingDecision.from_db(alias, _MODEL_NAMES, [row[name] for name in _MODEL_NAMES]) for row in rows]
+    return [SizingDecision.from_db(DEFAULT_DB_ALIAS, _MODEL_NAMES, [row[name] for name in _MODEL_NAMES])
+            for row in rows]
 
 
 def decision_record(*, request: SizingRequest, journal: bool = True) -> SizingDecision:
