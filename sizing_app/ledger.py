@@ -44,12 +44,15 @@ def _canonical(value):
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_canonical)
 
 
+_NO_TIME = object()
+
+
 def canonical_times(rows: Iterable[dict]) -> list[str]:
     """Each row's created_at as canonical text (see row_hash's created_at_text).
 
     Rows sharing one datetime object (all rows of one sizing call) cost one conversion.
     """
-    texts, last, text = [], None, ""
+    texts, last, text = [], _NO_TIME, ""
     for row in rows:
         value = row["created_at"]
         if value is not last:

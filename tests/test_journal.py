@@ -151,6 +151,30 @@ def test_an_unreadable_entry_stops_sizing_with_a_clear_error_and_keeps_the_file(
     assert SizingDecision.objects.count() == 0
 
 
+@pytest.mark.parametrize("edit", [
+    lambda entry: {**entry, "created_at": "2026-03-01T10:00:00+00:00"},  # a time typed by hand, not journaled
+    lambda entry: {key: value for key, value in entry.items() if key != "final_size"},
+    lambda entry: {**entry, "journal_ref": ""},
+], ids=["time-as-text", "field-missing", "no-journal-ref"])
+def test_a_hand_edited_entry_is_refused_whole_and_the_file_kept(market, journal_file, outage, edit):
+    # A readable line that is not a decision as journaled: replaying it could put a row on the
+    # ledger that fails verification, so nothing is replayed until someone looks.
+    outage.down = True
+    size_for("BTCUSDC", 1.0, order_ref="j1")
+    size_for("BTCUSDC", 2.0, order_ref="j2")
+    first, second = journal_file.read_bytes().splitlines()
+    edited = [edit(entry) for entry in json.loads(second)]
+    journal_file.write_bytes(first + b"\n" + json.dumps(edited).encode() + b"\n")
+    saved = journal_file.read_bytes()
+    outage.down = False
+    with pytest.raises(SizingUnavailable, match="is not a decision as journaled"):
+        size_for("BTCUSDC", 1.0, order_ref="o1")
+    with pytest.raises(CommandError, match="is not a decision as journaled"):
+        call_command("replay_journal", stdout=io.StringIO())
+    assert journal_file.read_bytes() == saved
+    assert SizingDecision.objects.count() == 0
+
+
 def test_a_journal_that_cannot_be_written_fails_closed(market, settings, tmp_path, outage):
     blocker = tmp_path / "a-file"
     blocker.write_text("")

@@ -313,6 +313,31 @@ def test_ledger_insert_is_seen_by_execute_wrappers(fresh_snapshot):
     assert sum(sql.startswith("insert into") for sql in seen) == 2
 
 
+def test_a_connection_used_from_another_thread_is_refused_before_anything_is_written(fresh_snapshot):
+    # Django refuses to use one thread's connection object from another unless told it may;
+    # the ledger INSERT runs on a driver cursor, and must refuse too.
+    import threading
+
+    from django.db import connections
+
+    callers_connection = connections["default"]
+    callers_connection.ensure_connection()
+    outcome = {}
+
+    def size_in_another_thread():
+        connections["default"] = callers_connection
+        try:
+            size_for("BTCUSDC", 1.0)
+        except DatabaseError as exc:
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=size_in_another_thread)
+    worker.start()
+    worker.join()
+    assert "can only be used in that same thread" in str(outcome.get("error"))
+    assert SizingDecision.objects.count() == 0
+
+
 def test_decision_rows_are_append_only(fresh_snapshot):
     size_for("BTCUSDC", 100.0)
     row = only_row()

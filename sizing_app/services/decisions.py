@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import threading
+from datetime import datetime
 from collections import Counter
 from typing import Any, NamedTuple
 
@@ -20,7 +21,7 @@ from django.db import (
 from django.utils import timezone
 
 from ..conf import sizing_settings
-from ..journal import journal_append, journal_path, journal_pending, journal_replay
+from ..journal import JournalCorrupt, journal_append, journal_path, journal_pending, journal_replay
 from ..latest import hot_state
 from ..ledger import GENESIS_HASH, canonical_times, row_hash
 from ..models import SizingDecision
@@ -203,24 +204,27 @@ def _sqlite_insert_sql(rows: int, placeholder: str) -> str:
     return f'INSERT INTO {table} ({columns}) VALUES {", ".join([values] * rows)} RETURNING "id"'
 
 
-def _traced(db) -> bool:
-    """Query logging or execute_wrappers (debug tools, tracing) are on: they must see the INSERT."""
-    return db.queries_logged or bool(db.execute_wrappers)
+def _fetch(db, driver_cursor, sql: str, params: list) -> list[tuple]:
+    """Run one statement on a driver cursor and fetch its rows, with Django's checks and error classes.
 
-
-def _driver_execute(db, driver_cursor, sql: str, params: list) -> list[tuple]:
-    """Run one statement on a bare driver cursor and fetch its rows, with Django's error classes.
-
-    Only when not _traced: Django's cursor wrapper costs more than the rest of a size's Python,
-    and this is the one statement every size waits for.
+    With query logging or execute_wrappers on, through Django's cursor wrapper, so they see it.
+    Otherwise on the bare cursor: the wrapper costs about 10 µs a call, a sixth of size_for's
+    Python. (Tools that monkeypatch Django's CursorWrapper rather than use execute_wrapper do
+    not see this one statement.)
     """
-    db.validate_no_broken_transaction()  # as Django's cursor does: a clear error inside a failed atomic block
-    with db.wrap_database_errors:
-        try:
+    try:
+        db.validate_thread_sharing()  # as connection.cursor() does
+        if db.queries_logged or db.execute_wrappers:
+            wrap = db.make_debug_cursor if db.queries_logged else db.make_cursor
+            with wrap(driver_cursor) as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchall()
+        db.validate_no_broken_transaction()  # as Django's cursor does: a clear error in a failed atomic block
+        with db.wrap_database_errors:
             driver_cursor.execute(sql, params)
             return driver_cursor.fetchall()
-        finally:
-            driver_cursor.close()
+    finally:
+        driver_cursor.close()
 
 
 def _prepared_statement_gone(exc: Exception) -> bool:
@@ -238,9 +242,11 @@ def _insert_postgres(db, chained: list[dict[str, Any]]) -> list[int]:
     from django.db.backends.postgresql.base import ServerBindingCursor
 
     symbols = ",".join({fields["symbol"] for fields in chained})
-    # A row's keys are the table's columns (json_populate_recordset ignores any other key, and
-    # the SELECT takes only the insert columns); the time goes as ISO text to the microsecond.
-    payload = [{**fields, "created_at": time_text} for fields, time_text in zip(chained, canonical_times(chained))]
+    payload = []
+    for fields, time_text in zip(chained, canonical_times(chained)):
+        row = {name: fields[name] for name in _INSERT_NAMES}
+        row["created_at"] = time_text  # ISO to the microsecond, with its UTC offset
+        payload.append(row)
     params = [_ROWS_ENCODER.encode(payload), symbols]
 
     def execute() -> list[tuple]:
@@ -248,12 +254,7 @@ def _insert_postgres(db, chained: list[dict[str, Any]]) -> list[int]:
         # Django's cursors bind parameters client-side, so they never prepare; this one binds on the
         # server, and the connection's prepare_threshold (settings) prepares the statement after a
         # few runs.
-        cursor = ServerBindingCursor(db.connection)
-        if not _traced(db):
-            return _driver_execute(db, cursor, _postgres_insert_sql(), params)
-        with (db.make_debug_cursor if db.queries_logged else db.make_cursor)(cursor) as wrapped:
-            wrapped.execute(_postgres_insert_sql(), params)
-            return wrapped.fetchall()
+        return _fetch(db, ServerBindingCursor(db.connection), _postgres_insert_sql(), params)
 
     try:
         returned = execute()
@@ -284,12 +285,13 @@ def _insert_sqlite(db, chained: list[dict[str, Any]]) -> list[int]:
             row = [fields[name] for name in _INSERT_NAMES]
             row[_CREATED_AT] = adapt_time(row[_CREATED_AT])
             params.extend(row)
-        if not _traced(db):
-            returned = _driver_execute(db, db.connection.cursor(), _sqlite_insert_sql(len(batch), "?"), params)
-        else:
+        if db.queries_logged:
+            # The debug cursor formats logged statements assuming Django's "%s" style.
             with db.cursor() as cursor:
                 cursor.execute(_sqlite_insert_sql(len(batch), "%s"), params)
                 returned = cursor.fetchall()
+        else:
+            returned = _fetch(db, db.connection.cursor(), _sqlite_insert_sql(len(batch), "?"), params)
         # SQLite returns a multi-row VALUES insert's ids in row order.
         ids.extend(row[0] for row in returned)
     return ids
@@ -360,8 +362,24 @@ def _remember_heads(db, rows: list[dict[str, Any]]) -> None:
 _REPLAY_LOOKUP_BATCH = 500  # journal_refs per "already in the ledger?" query (SQLite caps parameters)
 
 
-def _append_replayed(rows: list[dict[str, Any]]) -> int:
+_DECISION_NAMES = [name for name in _INSERT_NAMES if name not in ("seq", "prev_hash", "row_hash")]
+
+
+def _replayable(entry: dict[str, Any]) -> dict[str, Any]:
+    """A journaled row as _decision_fields made it, or JournalCorrupt (say, a hand-repaired line)."""
+    missing = [name for name in _DECISION_NAMES if name not in entry]
+    if missing or not isinstance(entry["created_at"], datetime) or not entry["journal_ref"]:
+        raise JournalCorrupt(
+            f"journaled row {entry.get('journal_ref')!r} is not a decision as journaled "
+            f"(missing {missing or 'nothing'}; created_at must be a journaled time, journal_ref set); "
+            "nothing was replayed. Move the file aside, repair or archive that row, and replay again."
+        )
+    return {name: entry[name] for name in _DECISION_NAMES}
+
+
+def _append_replayed(entries: list[dict[str, Any]]) -> int:
     """Append journaled rows not yet in the ledger, in journal order, in one transaction."""
+    rows = [_replayable(entry) for entry in entries]
     refs = [row["journal_ref"] for row in rows]
     symbols = {row["symbol"] for row in rows}
     db = connections[DEFAULT_DB_ALIAS]
