@@ -141,11 +141,16 @@ def test_an_unreadable_entry_stops_sizing_with_a_clear_error_and_keeps_the_file(
     size_for("BTCUSDC", 1.0, order_ref="j1")
     with journal_file.open("ab") as handle:
         handle.write(b"not json\n")
-    saved = journal_file.read_bytes()
     outage.down = False
-    with pytest.raises(SizingUnavailable, match="line 2 cannot be read"):
+    assert_replay_refused(journal_file, "line 2 cannot be read")
+
+
+def assert_replay_refused(journal_file, message):
+    """Sizing and replay_journal both stop with `message`; the journal and the ledger are untouched."""
+    saved = journal_file.read_bytes()
+    with pytest.raises(SizingUnavailable, match=message):
         size_for("BTCUSDC", 1.0, order_ref="o1")
-    with pytest.raises(CommandError, match="line 2 cannot be read"):
+    with pytest.raises(CommandError, match=message):
         call_command("replay_journal", stdout=io.StringIO())
     assert journal_file.read_bytes() == saved
     assert SizingDecision.objects.count() == 0
@@ -165,14 +170,8 @@ def test_a_hand_edited_entry_is_refused_whole_and_the_file_kept(market, journal_
     first, second = journal_file.read_bytes().splitlines()
     edited = [edit(entry) for entry in json.loads(second)]
     journal_file.write_bytes(first + b"\n" + json.dumps(edited).encode() + b"\n")
-    saved = journal_file.read_bytes()
     outage.down = False
-    with pytest.raises(SizingUnavailable, match="is not a decision as journaled"):
-        size_for("BTCUSDC", 1.0, order_ref="o1")
-    with pytest.raises(CommandError, match="is not a decision as journaled"):
-        call_command("replay_journal", stdout=io.StringIO())
-    assert journal_file.read_bytes() == saved
-    assert SizingDecision.objects.count() == 0
+    assert_replay_refused(journal_file, "is not a decision as journaled")
 
 
 def test_a_journal_that_cannot_be_written_fails_closed(market, settings, tmp_path, outage):
