@@ -405,7 +405,7 @@ class RecomputeRunAdmin(CsvExportAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmi
     csv_export = exports.RUNS
     list_display = (
         "started_at", "as_of", "trigger", "status", "symbols_total", "symbols_ok", "symbols_failed",
-        "chunks_progress", "duration",
+        "symbols_existing", "chunks_progress", "duration",
     )
     date_hierarchy = "started_at"
     list_filter = ("status", "trigger", "as_of")
@@ -413,7 +413,7 @@ class RecomputeRunAdmin(CsvExportAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmi
     list_per_page = 100
     readonly_fields = (
         "trigger", "as_of", "started_at", "finished_at", "duration", "status", "symbols_total", "symbols_ok",
-        "symbols_failed", "errors", "chunks_total", "chunks_done", "task_id",
+        "symbols_failed", "symbols_existing", "errors", "chunks_total", "chunks_done", "task_id",
     )
     fields = readonly_fields
 

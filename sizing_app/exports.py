@@ -116,7 +116,7 @@ RUNS = CsvExport(
     name="recompute-runs",
     columns=_same(
         "id", "trigger", "as_of", "started_at", "finished_at", "status", "symbols_total", "symbols_ok",
-        "symbols_failed", "chunks_total", "chunks_done", "errors", "task_id",
+        "symbols_failed", "symbols_existing", "chunks_total", "chunks_done", "errors", "task_id",
     ),
 )
 

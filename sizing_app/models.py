@@ -202,6 +202,10 @@ class RecomputeRun(models.Model):
     symbols_total = models.PositiveIntegerField(default=0)
     symbols_ok = models.PositiveIntegerField(default=0)
     symbols_failed = models.PositiveIntegerField(default=0)
+    symbols_existing = models.PositiveIntegerField(
+        default=0, help_text="Computed, but this bucket already had their snapshot (an earlier run's): "
+                             "kept as it was, since snapshots are never replaced.",
+    )
     errors = models.JSONField(default=dict, blank=True, help_text="{symbol: reason} for each failure.")
     chunks_total = models.PositiveIntegerField(default=0)
     chunks_done = models.JSONField(

@@ -67,11 +67,38 @@ def test_second_run_for_the_same_bucket_writes_nothing_and_changes_nothing():
     first = recompute_run(as_of=AS_OF)
     before = snapshot_values(SizingSnapshot.objects.all())
     second = recompute_run(as_of=AS_OF)
-    assert second is None or second.status == RecomputeRun.Status.OK
+    assert second.status == RecomputeRun.Status.OK
     after = snapshot_values(SizingSnapshot.objects.all())
     assert after == before  # same rows, same values, still attributed to the first run
     assert len(after) == 2
     assert {row["run_id"] for row in after} == {first.pk}
+    # The run says so: nothing new, both kept (it used to report 2 ok while writing nothing).
+    assert (first.symbols_ok, first.symbols_existing) == (2, 0)
+    assert (second.symbols_ok, second.symbols_existing, second.symbols_failed) == (0, 2, 0)
+
+
+def test_a_run_in_a_partly_filled_bucket_counts_only_the_snapshots_it_wrote():
+    for seed, name in enumerate(["BTCUSDC", "ETHUSDC"]):
+        build_symbol(name, seed=seed)
+    recompute_run(symbol_names=["BTCUSDC"], as_of=AS_OF)
+    run = recompute_run(as_of=AS_OF)
+    assert (run.symbols_total, run.symbols_ok, run.symbols_existing, run.symbols_failed) == (2, 1, 1, 0)
+    assert SizingSnapshot.objects.get(symbol__name="ETHUSDC", as_of=AS_OF).run_id == run.pk
+
+
+def test_recompute_factors_command_names_symbols_already_computed_for_the_bucket():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    build_symbol("BTCUSDC", seed=1)
+    outputs = []
+    for _ in range(2):
+        out = StringIO()
+        call_command("recompute_factors", "--as-of", AS_OF.isoformat(), stdout=out)
+        outputs.append(out.getvalue().splitlines()[-1])
+    assert ", 1 ok, 0 failed" in outputs[0] and "already computed" not in outputs[0]
+    assert ", 0 ok, 1 already computed for this bucket (kept" in outputs[1]
 
 
 def test_duplicate_beat_for_a_bucket_is_harmless():

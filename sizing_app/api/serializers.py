@@ -151,6 +151,8 @@ class LatestRunSerializer(serializers.Serializer):
     duration_seconds = serializers.FloatField(allow_null=True)
     symbols_ok = serializers.IntegerField()
     symbols_failed = serializers.IntegerField()
+    symbols_existing = serializers.IntegerField(
+        help_text="Computed, but the bucket already had their snapshot: kept, not counted as ok.")
 
 
 class HealthOverviewOutputSerializer(serializers.Serializer):
@@ -285,7 +287,7 @@ class RunOutputSerializer(serializers.ModelSerializer):
         model = RecomputeRun
         fields = [
             "id", "trigger", "as_of", "started_at", "finished_at", "duration_seconds", "status", "symbols_total",
-            "symbols_ok", "symbols_failed", "errors", "chunks_total", "chunks_done", "task_id",
+            "symbols_ok", "symbols_failed", "symbols_existing", "errors", "chunks_total", "chunks_done", "task_id",
         ]
 
 

@@ -147,7 +147,13 @@ def chunk_recompute(*, run_id: int, chunk_index: int, symbol_ids: list[int]) -> 
             return False
         # ignore_conflicts: the first writer of a (symbol, bucket) wins, later ones change nothing.
         SizingSnapshot.objects.bulk_create(snapshots, ignore_conflicts=True, batch_size=500)
-        run.symbols_ok += len(snapshots)
+        # Counted from what is now on record as this run's, so a bucket that already had a
+        # symbol's snapshot (a manual run after the scheduled one) does not pass for a new one.
+        written = SizingSnapshot.objects.filter(
+            run_id=run_id, symbol_id__in=[snapshot.symbol_id for snapshot in snapshots],
+        ).count() if snapshots else 0
+        run.symbols_ok += written
+        run.symbols_existing += len(snapshots) - written
         run.symbols_failed += len(errors)
         run.errors = {**run.errors, **errors}
         run.chunks_done = sorted({*run.chunks_done, chunk_index})

@@ -74,7 +74,7 @@ def compute_execution_health(symbol: str | None = None) -> dict:
         "latest_run": None if run is None else {
             "id": run.pk, "as_of": run.as_of, "status": run.status, "started_at": run.started_at,
             "duration_seconds": run.duration_seconds, "symbols_ok": run.symbols_ok,
-            "symbols_failed": run.symbols_failed,
+            "symbols_failed": run.symbols_failed, "symbols_existing": run.symbols_existing,
         },
         "symbols": {
             name: _symbol_health(name, snapshots.get(latest[name].snapshot_id) if name in latest else None)

@@ -208,6 +208,13 @@
   }
 
   /** Fill the header: the latest run (with its failure reasons) and the global mode. */
+  // "N ok · M failed", with the symbols whose snapshot for the bucket already existed (an
+  // earlier run's, kept) named too: a run that wrote nothing must not read as N ok.
+  function runCounts(run) {
+    const kept = run.symbols_existing ? " \u00B7 " + run.symbols_existing + " already computed (kept)" : "";
+    return run.symbols_ok + " ok \u00B7 " + run.symbols_failed + " failed" + kept;
+  }
+
   function renderRunBar(run, globalMode) {
     const mode = runBarPart("global-mode");
     if (mode) {
@@ -237,7 +244,7 @@
     status.replaceChildren(
       el("span", { className: "badge badge--run badge--run-" + run.status },
         el("span", { text: icon, attrs: { "aria-hidden": "true" } }), " " + label),
-      el("span", { className: "run-bar__counts", text: run.symbols_ok + " ok \u00B7 " + run.symbols_failed + " failed" }),
+      el("span", { className: "run-bar__counts", text: runCounts(run) }),
     );
     const errors = Object.entries(run.errors || {});
     failures.hidden = errors.length === 0;

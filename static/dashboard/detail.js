@@ -192,7 +192,7 @@
         cell(run.trigger),
         el("td", {}, el("span", { className: "badge badge--run badge--run-" + run.status, text: run.status.toUpperCase() })),
         cell(run.duration_seconds === null ? "running" : fmt.duration(run.duration_seconds), "num"),
-        cell(run.symbols_ok + " / " + run.symbols_failed, "num"),
+        cell(run.symbols_ok + " / " + run.symbols_failed + (run.symbols_existing ? " (" + run.symbols_existing + " kept)" : ""), "num"),
         cell(reason ? "failed: " + reason : fmt.DASH));
     }));
     labelCells("runs");

@@ -42,8 +42,10 @@ class Command(BaseCommand):
         if run is None:
             self.stdout.write("A scheduled run already holds this bucket; nothing to do.")
             return
+        existing = (f", {run.symbols_existing} already computed for this bucket (kept: snapshots are never "
+                    "replaced; pass a later --as-of for new ones)") if run.symbols_existing else ""
         self.stdout.write(
-            f"run {run.pk}: bucket {run.as_of:%Y-%m-%d %H:%M}Z, {run.symbols_ok} ok, "
+            f"run {run.pk}: bucket {run.as_of:%Y-%m-%d %H:%M}Z, {run.symbols_ok} ok{existing}, "
             f"{run.symbols_failed} failed, {run.duration_seconds:.2f} s, status {run.status}"
         )
         for name, reason in sorted(run.errors.items()):
