@@ -1,4 +1,9 @@
 """Shared fixtures: every test may use the database, and starts with an empty hot state."""
+import atexit
+import os
+import shutil
+import tempfile
+
 import pytest
 from django.conf import settings
 
@@ -16,6 +21,15 @@ settings.SIZING_BACKGROUND_REFRESH = False
 # No collectstatic manifest in tests, and a fast hasher: test speed, not production settings.
 settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+if not os.environ.get("THROTTLE_CACHE_URL"):
+    # API rate counts in a directory of this run's own (the servers it starts inherit it): two runs
+    # on one machine would otherwise share var/cache/throttle, counting each other's requests under
+    # the same user ids and clearing each other's counts. (CI's PostgreSQL stage uses Redis.)
+    _throttle_dir = tempfile.mkdtemp(prefix="sizing-test-throttle-")
+    atexit.register(shutil.rmtree, _throttle_dir, ignore_errors=True)
+    os.environ["THROTTLE_CACHE_URL"] = f"filecache://{_throttle_dir}"
+    settings.CACHES["throttle"] = {**settings.CACHES["throttle"], "LOCATION": _throttle_dir}
 
 
 @pytest.fixture(autouse=True)
