@@ -443,7 +443,9 @@ def test_command_draws_a_progress_line_on_a_terminal(tmp_path):
     path = write(tmp_path, "bars.csv", HEADER + kline(T0) + kline(T0 + HOUR))
     out = _Terminal()
     call_command("import_candles", str(path), symbol="BTCUSDT", interval="1h", stdout=out)
-    assert "\rbars.csv: 2/2 rows (100%)" in out.getvalue().replace(str(tmp_path) + "/", "")
+    drawn = out.getvalue().replace(str(tmp_path) + "/", "")
+    assert "\rbars.csv [" + "#" * 30 + "] 2/2 rows (100%, " in drawn
+    assert drawn.index("2/2 rows") < drawn.index("\n")  # the finished line ends before the summary
 
 
 # --- benchmark helper --------------------------------------------------------------------------------------------

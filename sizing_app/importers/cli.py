@@ -6,28 +6,14 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from .progress import TerminalProgress
+from ..management.progress import Progress
 from .report import ImportReport
 
 
-def progress_for(command: BaseCommand, label: str) -> TerminalProgress | None:
+def progress_for(command: BaseCommand, label: str) -> Progress | None:
     """A progress line only when stdout is a terminal; pipes and logs get nothing extra."""
-    stream = command.stdout
-    isatty = getattr(stream, "isatty", None)
-    return TerminalProgress(_NoNewline(stream), label) if isatty and isatty() else None
-
-
-class _NoNewline:
-    """Django's OutputWrapper ends every write with a newline; a redrawn line must not."""
-
-    def __init__(self, wrapper):
-        self.wrapper = wrapper
-
-    def write(self, text: str) -> None:
-        self.wrapper.write(text, ending="")
-
-    def flush(self) -> None:
-        self.wrapper.flush()
+    isatty = getattr(command.stdout, "isatty", None)
+    return Progress(command.stdout, label, "rows") if isatty and isatty() else None
 
 
 def print_report(command: BaseCommand, report: ImportReport, verbosity: int) -> None:

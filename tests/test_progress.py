@@ -1,0 +1,53 @@
+"""The one progress line every long command draws: only on a terminal, redrawn in place, ended once."""
+import io
+
+from django.core.management.base import OutputWrapper
+
+from sizing_app.management.progress import Progress
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_silent_off_a_terminal():
+    out = io.StringIO()
+    progress = Progress(OutputWrapper(out), "import", "rows")
+    progress(5, 10)
+    progress(10, 10)
+    progress.close()
+    assert out.getvalue() == ""
+
+
+def test_known_total_draws_a_bar_and_ends_the_line_when_done():
+    out = Terminal()
+    progress = Progress(OutputWrapper(out), "recompute", "symbols", min_interval=0)
+    progress(1, 4)
+    progress(4, 4)
+    progress.close()  # already ended: nothing more
+    text = out.getvalue()
+    assert text.startswith("\rrecompute [#######-----------------------] 1/4 symbols (25%, ")
+    assert "\rrecompute [" + "#" * 30 + "] 4/4 symbols (100%, " in text
+    assert text.endswith("/s)\n") and text.count("\n") == 1
+
+
+def test_unknown_total_counts_and_close_ends_the_line():
+    out = Terminal()
+    progress = Progress(OutputWrapper(out), "fills.csv", "rows", min_interval=0)
+    progress(12_345, None)
+    progress(7, None)  # a shorter text clears what is left of the longer one
+    progress.close()
+    first, second = out.getvalue().rstrip("\n").split("\r")[1:]
+    assert first.startswith("fills.csv: 12,345 rows (")
+    assert second.startswith("fills.csv: 7 rows (") and len(second) >= len(first)
+    assert out.getvalue().endswith("\n")
+
+
+def test_redraws_are_limited_but_the_last_step_always_shows():
+    out = Terminal()
+    progress = Progress(OutputWrapper(out), "verify_ledger", "rows", min_interval=3600)
+    for done in range(1, 1001):
+        progress(done, 1000)
+    assert out.getvalue().count("\r") == 2  # the first step, then the last
+    assert "1,000/1,000 rows (100%" in out.getvalue()
