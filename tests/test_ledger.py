@@ -5,11 +5,9 @@ after lifting the database guard; every test's transaction (DDL included) is rol
 """
 from __future__ import annotations
 
-import importlib
 import io
 import json
 from contextlib import contextmanager
-from types import SimpleNamespace
 
 import pytest
 from django.apps import apps
@@ -21,9 +19,9 @@ from django.db.models import PROTECT, ProtectedError
 from sizing_app import ledger
 from sizing_app.models import AppendOnlyError, SizingDecision, SizingSnapshot, Symbol
 from sizing_app.signal_generator import size_decide
+from tests.append_only import guards, schema_editor
 from tests.factories import make_snapshot, make_symbol
 
-guards = importlib.import_module("sizing_app.migrations.0004_append_only_triggers")
 
 DECISIONS = SizingDecision._meta.db_table
 SNAPSHOTS = SizingSnapshot._meta.db_table
@@ -40,12 +38,6 @@ def execute(sql: str, params=None):
         return cursor.fetchall() if cursor.description else None
 
 
-def _schema_editor():
-    """What the migration's functions use of a schema editor. The real one refuses to open inside
-    a test's transaction on SQLite; these statements need nothing else from it."""
-    return SimpleNamespace(connection=connection, quote_name=q, execute=lambda sql, params=None: execute(sql, params))
-
-
 @contextmanager
 def guards_lifted():
     """What an attacker with DDL rights does first: PostgreSQL disables the triggers, SQLite drops them."""
@@ -55,7 +47,7 @@ def guards_lifted():
         for table in (DECISIONS, SNAPSHOTS):
             execute(f"ALTER TABLE {q(table)} DISABLE TRIGGER USER")
     else:
-        guards.remove_guards(apps, _schema_editor())
+        guards.remove_guards(apps, schema_editor())
     yield
     if POSTGRES:
         execute("SET CONSTRAINTS ALL IMMEDIATE")
@@ -63,7 +55,7 @@ def guards_lifted():
             execute(f"ALTER TABLE {q(table)} ENABLE TRIGGER USER")
         execute("SET CONSTRAINTS ALL DEFERRED")
     else:
-        guards.install_guards(apps, _schema_editor())
+        guards.install_guards(apps, schema_editor())
 
 
 def installed_triggers(table: str) -> set[str]:
@@ -88,9 +80,9 @@ def test_migration_installed_the_guard_triggers(table):
 
 
 def test_migration_reverses_and_reapplies():
-    guards.remove_guards(apps, _schema_editor())
+    guards.remove_guards(apps, schema_editor())
     assert installed_triggers(DECISIONS) == installed_triggers(SNAPSHOTS) == set()
-    guards.install_guards(apps, _schema_editor())
+    guards.install_guards(apps, schema_editor())
     assert installed_triggers(DECISIONS) == expected_triggers(DECISIONS)
     assert installed_triggers(SNAPSHOTS) == expected_triggers(SNAPSHOTS)
 

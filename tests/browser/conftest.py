@@ -4,12 +4,12 @@ Playwright's own browser download is never used; without /usr/bin/chromium the t
 """
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
+
+from tests.append_only import sqlite_guards
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -60,23 +60,6 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-def _ledger_guards(action: str) -> None:
-    """Install or remove SQLite's append-only triggers (migration 0004's own functions)."""
-    from django.apps import apps
-    from django.db import connection
-
-    if connection.vendor != "sqlite":
-        return
-    guards = importlib.import_module("sizing_app.migrations.0004_append_only_triggers")
-
-    def execute(sql, params=None):
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-
-    editor = SimpleNamespace(connection=connection, quote_name=connection.ops.quote_name, execute=execute)
-    getattr(guards, f"{action}_guards")(apps, editor)
-
-
 @pytest.fixture
 def flushable_ledger(transactional_db):
     """Let the flush that ends a transactional test empty the ledger tables on SQLite.
@@ -85,9 +68,9 @@ def flushable_ledger(transactional_db):
     (PostgreSQL uses TRUNCATE, which they leave alone). The triggers are lifted only for that
     flush, which runs after this fixture's teardown, and put back before the next test.
     """
-    _ledger_guards("install")
+    sqlite_guards("install")
     yield
-    _ledger_guards("remove")
+    sqlite_guards("remove")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -103,7 +86,7 @@ def restore_database_state(django_db_blocker):
     from sizing_app.roles import sync_role_groups
 
     with django_db_blocker.unblock():
-        _ledger_guards("install")
+        sqlite_guards("install")
         sync_role_groups(Group, Permission)
 
 

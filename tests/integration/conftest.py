@@ -9,7 +9,6 @@ process group is SIGKILLed in teardown. SIZING_TEST_KEEP_LOGS=1 keeps the proces
 """
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -21,16 +20,15 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from django.apps import apps
-from django.db import connection, connections, transaction
+from django.db import connection, connections
 from django.utils import timezone
 from kombu.exceptions import ChannelError
 
 from project.celery import app
+from tests.append_only import sqlite_empty_append_only_tables
 from tests.processes import ManagedProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -380,23 +378,7 @@ def empty_append_only_tables():
     TRUNCATE, which the guard deliberately lets through. Lift, delete, restore: one transaction.
     """
     yield
-    if connection.vendor != "sqlite":
-        return
-    try:
-        guards = importlib.import_module("sizing_app.migrations.0004_append_only_triggers")
-    except ModuleNotFoundError:
-        return
-
-    def execute(sql, params=None):
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-
-    editor = SimpleNamespace(connection=connection, quote_name=connection.ops.quote_name, execute=execute)
-    with transaction.atomic():
-        guards.remove_guards(apps, editor)
-        for table in guards.append_only_tables(apps):  # decisions before the snapshots they point to
-            execute(f"DELETE FROM {connection.ops.quote_name(table)}")
-        guards.install_guards(apps, editor)
+    sqlite_empty_append_only_tables()
 
 
 @pytest.fixture(autouse=True)
