@@ -35,8 +35,16 @@ def recompute(*, trigger: str = "beat", symbol_names: list[str] | None = None,
     )
     if run is None:
         return None
-    for index, chunk in enumerate(service.chunked(ids, chunk_size)):
-        recompute_chunk.delay(run_id=run.pk, chunk_index=index, symbol_ids=chunk)
+    chunks = list(service.chunked(ids, chunk_size))
+    for index, chunk in enumerate(chunks):
+        try:
+            recompute_chunk.delay(run_id=run.pk, chunk_index=index, symbol_ids=chunk)
+        except Exception as exc:  # the broker went away mid fan-out: this chunk and the rest stay unsent
+            reason = f"{type(exc).__name__}: {exc}"
+            for unsent_index in range(index, len(chunks)):
+                service.chunk_not_queued(run_id=run.pk, chunk_index=unsent_index, symbol_ids=chunks[unsent_index],
+                                         reason=reason)
+            raise
     return run.pk
 
 

@@ -141,6 +141,22 @@ def chunk_recompute(*, run_id: int, chunk_index: int, symbol_ids: list[int]) -> 
         logger.exception("recompute chunk %s of run %s failed", chunk_index, run_id)
         snapshots = []
         errors = {symbol.name: f"chunk failed: {type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT] for symbol in symbols}
+    return _chunk_record(run_id, chunk_index, snapshots, errors)
+
+
+def chunk_not_queued(*, run_id: int, chunk_index: int, symbol_ids: list[int], reason: str) -> bool:
+    """Record a chunk whose message could not be sent (the broker went away mid fan-out) as failed.
+
+    Its symbols count as failed with the reason, so the run closes once its queued chunks are
+    done (at once if none was) instead of staying open, and blocking scheduled runs, until abandoned.
+    """
+    names = Symbol.objects.filter(pk__in=symbol_ids).order_by("pk").values_list("name", flat=True)
+    errors = {name: f"not queued: {reason}"[:ERROR_TEXT_LIMIT] for name in names}
+    return _chunk_record(run_id, chunk_index, [], errors)
+
+
+def _chunk_record(run_id: int, chunk_index: int, snapshots: list[SizingSnapshot], errors: dict[str, str]) -> bool:
+    """Commit a chunk's snapshots and its tally together, once; close the run with its last chunk."""
     with transaction.atomic():
         run = RecomputeRun.objects.select_for_update().get(pk=run_id)
         if run.status != RecomputeRun.Status.RUNNING or chunk_index in run.chunks_done:

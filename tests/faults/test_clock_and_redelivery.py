@@ -234,3 +234,33 @@ def test_backward_clock_jump_does_not_block_scheduled_runs_behind_a_lost_chunk(c
     run = beat_fires()
     lost.refresh_from_db()
     assert run is not None, f"scheduled recompute still blocked by run {lost.pk} started at {lost.started_at}"
+
+
+@pytest.mark.django_db
+def test_a_broker_lost_mid_fan_out_closes_the_run_and_blocks_no_later_run(clock, market, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    sent = []
+
+    def delay_until_the_broker_goes(**kwargs):
+        if sent:
+            raise OperationalError("[Errno 111] Connection refused")
+        sent.append(kwargs["chunk_index"])
+        service.chunk_recompute(**kwargs)
+
+    monkeypatch.setattr(tasks, "recompute_chunk", SimpleNamespace(delay=delay_until_the_broker_goes))
+    with pytest.raises(OperationalError):
+        tasks.recompute(trigger="beat", chunk_size=1)  # the dispatcher fails loudly, as before...
+    run = RecomputeRun.objects.get()
+    # ...but its run is closed, the chunks it could not send counted as failed, with the reason:
+    # it used to stay "running" and hold back every scheduled run until abandoned, minutes later.
+    assert (run.status, run.symbols_ok, run.symbols_failed) == (RecomputeRun.Status.PARTIAL, 1, len(NAMES) - 1)
+    assert sorted(run.errors) == sorted(NAMES[1:])
+    assert all(reason.startswith("not queued: OperationalError: [Errno 111]") for reason in run.errors.values())
+    assert run.chunks_done == list(range(len(NAMES)))
+
+    monkeypatch.setattr(tasks, "recompute_chunk", SimpleNamespace(delay=lambda **kwargs: service.chunk_recompute(**kwargs)))
+    clock.jump(timedelta(seconds=RECOMPUTE_SECONDS))  # the broker is back by the next tick
+    following = beat_fires()
+    assert following is not None and following.status == RecomputeRun.Status.OK
+    assert following.symbols_ok == len(NAMES)
