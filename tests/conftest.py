@@ -28,7 +28,7 @@ if not os.environ.get("THROTTLE_CACHE_URL"):
     # the same user ids and clearing each other's counts. (CI's PostgreSQL stage uses Redis.)
     _throttle_dir = tempfile.mkdtemp(prefix="sizing-test-throttle-")
     atexit.register(shutil.rmtree, _throttle_dir, ignore_errors=True)
-    os.environ["THROTTLE_CACHE_URL"] = f"filecache://{_throttle_dir}"
+    os.environ["THROTTLE_CACHE_URL"] = f"filecache://{_throttle_dir}?max_entries=10000"  # as the default's
     settings.CACHES["throttle"] = {**settings.CACHES["throttle"], "LOCATION": _throttle_dir}
 
 

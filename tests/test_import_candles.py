@@ -439,12 +439,14 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_command_draws_a_progress_line_on_a_terminal(tmp_path):
-    path = write(tmp_path, "bars.csv", HEADER + kline(T0) + kline(T0 + HOUR))
+@pytest.mark.parametrize("header", [HEADER, ""], ids=["with-header", "data.binance.vision-headerless"])
+def test_command_draws_a_progress_line_on_a_terminal(tmp_path, header):
+    path = write(tmp_path, "bars.csv", header + kline(T0) + kline(T0 + HOUR))
     out = _Terminal()
     call_command("import_candles", str(path), symbol="BTCUSDT", interval="1h", stdout=out)
     drawn = out.getvalue().replace(str(tmp_path) + "/", "")
     assert "\rbars.csv [" + "#" * 30 + "] 2/2 rows (100%, " in drawn
+    assert drawn.count("2/2 rows") == 1  # drawn once, however many times the importer says it is done
     assert drawn.index("2/2 rows") < drawn.index("\n")  # the finished line ends before the summary
 
 

@@ -51,3 +51,14 @@ def test_redraws_are_limited_but_the_last_step_always_shows():
         progress(done, 1000)
     assert out.getvalue().count("\r") == 2  # the first step, then the last
     assert "1,000/1,000 rows (100%" in out.getvalue()
+
+
+def test_told_twice_that_it_is_done_draws_one_finished_line():
+    # An import's last flush and its summary both report rows/rows; an empty ledger reports 0/0 twice.
+    for done, total in ((2, 2), (0, 0)):
+        out = Terminal()
+        progress = Progress(OutputWrapper(out), "bars.csv", "rows", min_interval=0)
+        progress(done, total)
+        progress(done, total)
+        progress.close()
+        assert out.getvalue().count("\r") == 1 and out.getvalue().count("\n") == 1

@@ -86,6 +86,25 @@ def test_a_run_in_a_partly_filled_bucket_counts_only_the_snapshots_it_wrote():
     assert SizingSnapshot.objects.get(symbol__name="ETHUSDC", as_of=AS_OF).run_id == run.pk
 
 
+def test_a_run_with_kept_snapshots_and_failures_is_partial_not_failed(monkeypatch):
+    # Symbols whose snapshot was already there were computed fine: one failure beside them is partial.
+    for seed, name in enumerate(["BTCUSDC", "ETHUSDC"]):
+        build_symbol(name, seed=seed)
+    recompute_run(symbol_names=["BTCUSDC", "ETHUSDC"], as_of=AS_OF)
+    build_symbol("BADUSDC", seed=3)
+    real_evaluate = scoring.evaluate
+
+    def evaluate(inputs, **kwargs):
+        if inputs.symbol == "BADUSDC":
+            raise ValueError("bad inputs")
+        return real_evaluate(inputs, **kwargs)
+
+    monkeypatch.setattr(scoring, "evaluate", evaluate)
+    run = recompute_run(as_of=AS_OF)
+    assert (run.status, run.symbols_ok, run.symbols_existing, run.symbols_failed) == (
+        RecomputeRun.Status.PARTIAL, 0, 2, 1)
+
+
 def test_recompute_factors_command_names_symbols_already_computed_for_the_bucket():
     from io import StringIO
 

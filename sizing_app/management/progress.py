@@ -26,12 +26,15 @@ class Progress:
         self._started = time.monotonic()
         self._drawn_at = float("-inf")
         self._width = 0  # of the line on screen, 0 when none is open
+        self._ended: tuple[int, int | None] | None = None  # the finished step already drawn, if any
 
     def __call__(self, done: int, total: int | None) -> None:
         if not self._enabled:
             return
         now = time.monotonic()
         finished = total is not None and done >= total
+        if finished and self._ended == (done, total):
+            return  # told twice that it is done (a last flush, then the summary's count): one line
         if not finished and now - self._drawn_at < self._min_interval:
             return
         self._drawn_at = now
@@ -46,6 +49,7 @@ class Progress:
         self._stream.write("\r" + text + padding, ending="")
         self._width = len(text)
         if finished:
+            self._ended = (done, total)
             self.close()
         else:
             self._stream.flush()

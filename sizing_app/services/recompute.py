@@ -59,7 +59,7 @@ def run_start(
 def _run_close(run: RecomputeRun) -> None:
     if run.symbols_failed == 0:
         run.status = RecomputeRun.Status.OK
-    elif run.symbols_ok == 0:
+    elif run.symbols_ok + run.symbols_existing == 0:  # kept snapshots were computed fine too
         run.status = RecomputeRun.Status.FAILED
     else:
         run.status = RecomputeRun.Status.PARTIAL

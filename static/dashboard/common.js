@@ -207,7 +207,6 @@
     return document.querySelector('[data-run="' + name + '"]');
   }
 
-  /** Fill the header: the latest run (with its failure reasons) and the global mode. */
   // "N ok · M failed", with the symbols whose snapshot for the bucket already existed (an
   // earlier run's, kept) named too: a run that wrote nothing must not read as N ok.
   function runCounts(run) {
@@ -215,6 +214,7 @@
     return run.symbols_ok + " ok \u00B7 " + run.symbols_failed + " failed" + kept;
   }
 
+  /** Fill the header: the latest run (with its failure reasons) and the global mode. */
   function renderRunBar(run, globalMode) {
     const mode = runBarPart("global-mode");
     if (mode) {
