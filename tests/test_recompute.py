@@ -38,6 +38,18 @@ def build_symbol(name: str, *, seed: int, as_of: datetime = AS_OF, candles: int 
     return symbol
 
 
+def scoring_fails_for(monkeypatch, name: str) -> None:
+    """Scoring raises for this one symbol ("boom for NAME") and works for the others."""
+    real_evaluate = scoring.evaluate
+
+    def evaluate(inputs, **kwargs):
+        if inputs.symbol == name:
+            raise RuntimeError(f"boom for {name}")
+        return real_evaluate(inputs, **kwargs)
+
+    monkeypatch.setattr(scoring, "evaluate", evaluate)
+
+
 def snapshot_values(queryset):
     return sorted(queryset.values(), key=lambda row: row["id"])
 
@@ -92,14 +104,7 @@ def test_a_run_with_kept_snapshots_and_failures_is_partial_not_failed(monkeypatc
         build_symbol(name, seed=seed)
     recompute_run(symbol_names=["BTCUSDC", "ETHUSDC"], as_of=AS_OF)
     build_symbol("BADUSDC", seed=3)
-    real_evaluate = scoring.evaluate
-
-    def evaluate(inputs, **kwargs):
-        if inputs.symbol == "BADUSDC":
-            raise ValueError("bad inputs")
-        return real_evaluate(inputs, **kwargs)
-
-    monkeypatch.setattr(scoring, "evaluate", evaluate)
+    scoring_fails_for(monkeypatch, "BADUSDC")
     run = recompute_run(as_of=AS_OF)
     assert (run.status, run.symbols_ok, run.symbols_existing, run.symbols_failed) == (
         RecomputeRun.Status.PARTIAL, 0, 2, 1)
@@ -244,14 +249,7 @@ def test_step_limit_ignores_snapshots_of_later_buckets():
 def test_a_failing_symbol_is_recorded_and_the_others_are_written(monkeypatch):
     for seed, name in enumerate(["BTCUSDC", "BADUSDC", "ETHUSDC"]):
         build_symbol(name, seed=seed, candles=200)
-    real_evaluate = scoring.evaluate
-
-    def evaluate(inputs, **kwargs):
-        if inputs.symbol == "BADUSDC":
-            raise RuntimeError("boom for BADUSDC")
-        return real_evaluate(inputs, **kwargs)
-
-    monkeypatch.setattr(scoring, "evaluate", evaluate)
+    scoring_fails_for(monkeypatch, "BADUSDC")
     run = recompute_run(as_of=AS_OF)
     assert run.status == RecomputeRun.Status.PARTIAL
     assert (run.symbols_ok, run.symbols_failed) == (2, 1)
