@@ -138,10 +138,37 @@ def _symbols_with_fresh_snapshots() -> list[str]:
     return names
 
 
+def _create_ledger_twin(connection) -> tuple[str, list[str]]:
+    """An empty copy of the ledger table with the same columns, constraints and indexes: (name, columns).
+
+    The floor below inserts into it: what a committed ledger row costs the database itself,
+    before any of size_for's Python. Its append-only triggers are not copied (they guard UPDATE
+    and DELETE, never run on INSERT).
+    """
+    from sizing_app.models import SizingDecision
+
+    table = SizingDecision._meta.db_table
+    twin = "bench_ledger_row"
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {twin}")
+        if connection.vendor == "postgresql":
+            cursor.execute(f"CREATE TABLE {twin} (LIKE {table} INCLUDING ALL)")
+        else:
+            cursor.execute("SELECT sql FROM sqlite_master WHERE tbl_name = %s AND type IN ('table', 'index') "
+                           "AND sql IS NOT NULL ORDER BY type DESC", [table])
+            for (sql,) in cursor.fetchall():
+                # Index names are global in SQLite: the twin's get a prefix.
+                sql = sql.replace(f'"{table}"', twin).replace('INDEX "', f'INDEX "{twin}_')
+                cursor.execute(sql)
+    columns = [field.column for field in SizingDecision._meta.concrete_fields if not field.primary_key]
+    return twin, columns
+
+
 def _ledger_figures(calls: int, batches: int) -> dict:
     from django.db import connection
 
     from sizing_app.latest import hot_state
+    from sizing_app.models import SizingDecision
     from sizing_app.signal_generator import size_decide_batch, size_for
 
     names = _symbols_with_fresh_snapshots()
@@ -157,6 +184,12 @@ def _ledger_figures(calls: int, batches: int) -> dict:
             "CREATE TABLE bench_bare_insert (id bigserial PRIMARY KEY, symbol varchar(32), gross double precision, "
             "final double precision, created_at timestamptz)"
         )
+    twin, twin_columns = _create_ledger_twin(connection)
+    # A real ledger row's values, as the database stores them; each copy gets its own chain position.
+    template = SizingDecision.objects.values_list(*twin_columns).last()
+    seq_at = twin_columns.index("seq")
+    twin_sql = (f"INSERT INTO {twin} ({', '.join(twin_columns)}) VALUES ({', '.join(['%s'] * len(twin_columns))}) "
+                'RETURNING "id"')
     if connection.vendor == "postgresql":
         try:
             with connection.cursor() as cursor:
@@ -164,9 +197,9 @@ def _ledger_figures(calls: int, batches: int) -> dict:
                 cursor.execute("CHECKPOINT")
         except Exception as exc:  # needs superuser or pg_checkpoint: the figures are still valid, just noisier
             log(f"CHECKPOINT refused ({exc}); timing without it")
-    bare, sized = [], []
-    # Interleaved, one of each per step: on a shared machine both see the same disk and CPU
-    # weather, so their ratio means something even when the absolute figures drift.
+    bare, ledger_rows, sized = [], [], []
+    # Interleaved, one of each per step: on a shared machine all three see the same disk and CPU
+    # weather, so their ratios mean something even when the absolute figures drift.
     for index in range(calls):
         with connection.cursor() as cursor:
             began = time.perf_counter_ns()
@@ -175,6 +208,13 @@ def _ledger_figures(calls: int, batches: int) -> dict:
                 [names[index % len(names)], 100.0, 100.0],
             )
             bare.append((time.perf_counter_ns() - began) / 1000)
+        row = list(template)
+        row[seq_at] = index + 1
+        with connection.cursor() as cursor:
+            began = time.perf_counter_ns()
+            cursor.execute(twin_sql, row)  # the same way as the bare INSERT: the ledger row's database cost
+            cursor.fetchall()
+            ledger_rows.append((time.perf_counter_ns() - began) / 1000)
         began = time.perf_counter_ns()
         size_for(names[index % len(names)], 100.0, order_ref=f"bench-{index}", caller="bench")
         sized.append((time.perf_counter_ns() - began) / 1000)
@@ -206,6 +246,9 @@ def _ledger_figures(calls: int, batches: int) -> dict:
         "bare_insert_p50_us": round(percentile(bare, 0.5), 1),
         "bare_insert_p99_us": round(percentile(bare, 0.99), 1),
         "size_for_vs_bare_insert_p50": round(percentile(sized, 0.5) / percentile(bare, 0.5), 2),
+        # The floor under that ratio: a precomputed ledger row INSERTed as the bare one is.
+        "ledger_row_insert_p50_us": round(percentile(ledger_rows, 0.5), 1),
+        "ledger_row_insert_vs_bare_insert_p50": round(percentile(ledger_rows, 0.5) / percentile(bare, 0.5), 2),
         "batch_decisions_per_s": round(batches * 100 / batch_s),
         "bare_batch_insert_rows_per_s": round(batches * 100 / bare_batch_s),
         "latest_read_p50_us": round(percentile(reads, 0.5), 2),

@@ -40,11 +40,11 @@ def journal_path() -> Path | None:
 
 def journal_pending() -> bool:
     """True when a journal is configured and holds entries (one stat: cheap enough per decision)."""
-    path = journal_path()
-    if path is None:
+    configured = getattr(settings, "SIZING_JOURNAL_PATH", "")
+    if not configured:
         return False
     try:
-        return path.stat().st_size > 0
+        return os.stat(configured).st_size > 0  # no Path object: this runs on every decision
     except FileNotFoundError:
         return False
 

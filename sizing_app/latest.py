@@ -139,9 +139,10 @@ class HotState:
         self._ensure_fresh()
         return self._latest
 
-    def policy(self, symbol: str) -> EffectivePolicy:
+    def policy(self, symbol: str, now: datetime | None = None) -> EffectivePolicy:
+        """The policy in force for symbol at `now` (default: this instant; sizing passes its decision time)."""
         self._ensure_fresh()
-        return self._policy.effective(symbol, timezone.now())
+        return self._policy.effective(symbol, timezone.now() if now is None else now)
 
     # Refresh ---------------------------------------------------------------------------------
     def _ensure_fresh(self) -> None:

@@ -13,7 +13,7 @@ _SYMBOL_RE = re.compile(SYMBOL_PATTERN)
 MAX_TEXT = {"order_ref": 128, "caller": 64}
 # Scanned with regular expressions: these run on every size handed out (the hot path).
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f]")
-_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_REFUSED_RE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")  # control characters or lone surrogates: one scan
 
 
 def validate_symbol(symbol) -> str:
@@ -23,6 +23,8 @@ def validate_symbol(symbol) -> str:
 
 
 def validate_gross_target(gross_target) -> float:
+    if type(gross_target) is float and 0.0 <= gross_target < math.inf:  # the common case, without the ABC check
+        return gross_target + 0.0
     if isinstance(gross_target, bool) or not isinstance(gross_target, (Real, Decimal)):
         raise ValueError(f"gross_target must be a number, got {type(gross_target).__name__}.")
     try:
@@ -47,9 +49,9 @@ def validate_text(name: str, value) -> str:
         raise ValueError(f"{name} must be a string, got {type(value).__name__}.")
     if len(value) > MAX_TEXT[name]:
         raise ValueError(f"{name} is longer than {MAX_TEXT[name]} characters.")
-    if _CONTROL_RE.search(value):
-        raise ValueError(f"{name} must not contain control characters.")
-    if _SURROGATE_RE.search(value):
+    if _REFUSED_RE.search(value):
+        if _CONTROL_RE.search(value):
+            raise ValueError(f"{name} must not contain control characters.")
         # A lone surrogate cannot be encoded as UTF-8: neither the database nor the row hash takes it.
         raise ValueError(f"{name} must be valid Unicode text (no lone surrogates).")
     return value

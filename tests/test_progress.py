@@ -63,3 +63,19 @@ def test_told_twice_that_it_is_done_draws_one_finished_line():
         progress(done, total)
         progress.close()
         assert out.getvalue().count("\r") == 1 and out.getvalue().count("\n") == 1
+
+
+def test_recompute_factors_ends_its_line_when_the_run_fails(monkeypatch):
+    """An error mid-run: the command's error message starts on a line of its own."""
+    import pytest
+    from django.core.management import CommandError, call_command
+
+    def failing_run(*, progress, **kwargs):
+        progress(1, 3)  # one chunk done, then the run breaks
+        raise ValueError("no such symbol: NOPE")
+
+    monkeypatch.setattr("sizing_app.management.commands.recompute_factors.recompute_run", failing_run)
+    out = Terminal()
+    with pytest.raises(CommandError, match="no such symbol"):
+        call_command("recompute_factors", stdout=out)
+    assert out.getvalue().startswith("\rrecompute [") and out.getvalue().endswith("\n")

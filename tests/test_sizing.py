@@ -510,12 +510,28 @@ def test_valid_gross_target_types(fresh_snapshot, gross):
     assert isinstance(final, float)
 
 
-@pytest.mark.parametrize(("name", "value"), [("order_ref", "x" * 129), ("caller", "y" * 65), ("order_ref", "a\nb"),
-                                             ("caller", 5)])
-def test_invalid_order_ref_or_caller_raises_and_writes_nothing(name, value):
-    with pytest.raises(ValueError, match=name):
+def test_negative_zero_gross_target_is_recorded_as_zero(fresh_snapshot):
+    size_for("BTCUSDC", -0.0)
+    assert math.copysign(1.0, only_row().gross_target) == 1.0
+
+
+@pytest.mark.parametrize(("name", "value", "says"), [
+    ("order_ref", "x" * 129, "longer than 128"), ("caller", "y" * 65, "longer than 64"),
+    ("order_ref", "a\nb", "control characters"), ("caller", "ok\x7f", "control characters"),
+    ("order_ref", "\ud800", "lone surrogates"), ("caller", "\udfff\x00", "control characters"),
+    ("caller", 5, "must be a string"),
+])
+def test_invalid_order_ref_or_caller_raises_and_writes_nothing(name, value, says):
+    with pytest.raises(ValueError, match=f"{name}.*{says}"):
         size_for("BTCUSDC", 100.0, **{name: value})
     assert SizingDecision.objects.count() == 0
+
+
+@pytest.mark.parametrize("text", ["", "ord-1", "Überweisung 5 €", "注文-7", "tab\tless".replace("\t", " ")])
+def test_printable_order_ref_and_caller_are_kept_as_given(fresh_snapshot, text):
+    size_for("BTCUSDC", 1.0, order_ref=text, caller=text[:64])
+    row = only_row()
+    assert (row.order_ref, row.caller) == (text, text[:64])
 
 
 # --- batch -----------------------------------------------------------------------------------
@@ -532,6 +548,39 @@ def test_batch_writes_one_row_per_order(fresh_snapshot):
     assert [row.seq for row in rows if row.symbol == "ETHUSDC"] == [1, 2]
     for symbol in ("BTCUSDC", "ETHUSDC"):
         assert ledger.verify_chain(symbol, _chain(symbol)) == []
+
+
+def _field_values(decision):
+    return {field.attname: getattr(decision, field.attname) for field in SizingDecision._meta.concrete_fields}
+
+
+def test_batch_returns_rows_equal_to_what_the_database_holds(fresh_snapshot):
+    rows = size_decide_batch([("BTCUSDC", 100.0, "a"), ("ETHUSDC", 5.0, "b")], caller="engine")
+    for row in rows:
+        stored = SizingDecision.objects.get(pk=row.pk)
+        assert _field_values(row) == _field_values(stored)
+        assert (row._state.adding, row._state.db) == (False, "default")
+        assert row.snapshot == stored.snapshot  # relations load as on any loaded instance
+    with pytest.raises(AppendOnlyError):
+        rows[0].save()  # a loaded row, so saving it is an update: refused
+
+
+def test_batch_rows_go_through_init_when_init_signals_are_listened_to(fresh_snapshot):
+    from django.db.models.signals import post_init
+
+    seen = []
+
+    def listener(sender, instance, **kwargs):
+        seen.append(instance.order_ref)
+
+    post_init.connect(listener, sender=SizingDecision)
+    try:
+        rows = size_decide_batch([("BTCUSDC", 1.0, "a"), ("BTCUSDC", 2.0, "b")])
+    finally:
+        post_init.disconnect(listener, sender=SizingDecision)
+    assert seen == ["a", "b"]
+    assert [_field_values(row) for row in rows] == [_field_values(SizingDecision.objects.get(pk=row.pk))
+                                                     for row in rows]
 
 
 def test_batch_continues_an_existing_chain(fresh_snapshot):

@@ -46,3 +46,30 @@ def test_a_prepared_ledger_insert_dropped_under_the_connection_is_prepared_again
         cursor.execute("DEALLOCATE ALL")  # psycopg still believes it is prepared
     size = size_for("BTCUSDC", 100.0, order_ref="after")
     assert SizingDecision.objects.get(order_ref="after").final_size == size
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_kept_ledger_cursor_follows_the_connection(empty_append_only_tables):
+    """The INSERT's cursor is kept between calls, and a new connection gets a new one."""
+    from django.db import connection
+
+    from sizing_app.services.decisions import _ledger_cursor
+    from tests.factories import make_snapshot, make_symbol
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the kept cursor is PostgreSQL's (DATABASE_URL=postgres://...)")
+    make_snapshot(make_symbol("BTCUSDC"), size_factor=1.5)
+    size_for("BTCUSDC", 1.0, order_ref="first")
+    kept = _ledger_cursor(connection)
+    size_for("BTCUSDC", 1.0, order_ref="second")
+    assert _ledger_cursor(connection) is kept and not kept.closed
+    connection.close()  # a broken or recycled connection: the next call reconnects
+    size_for("BTCUSDC", 1.0, order_ref="third")
+    fresh = _ledger_cursor(connection)
+    assert fresh is not kept and fresh.connection is connection.connection
+    with connection.execute_wrapper(lambda execute, *args: execute(*args)):
+        size_for("BTCUSDC", 1.0, order_ref="wrapped")  # Django's wrapper closes the cursor it wrapped
+    assert _ledger_cursor(connection) is not fresh
+    size_for("BTCUSDC", 1.0, order_ref="after")
+    assert list(SizingDecision.objects.order_by("seq").values_list("order_ref", "seq")) == [
+        ("first", 1), ("second", 2), ("third", 3), ("wrapped", 4), ("after", 5)]

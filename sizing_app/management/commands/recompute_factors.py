@@ -32,13 +32,16 @@ class Command(BaseCommand):
             raise CommandError("--chunk-size must be at least 1")
         if workers is not None and workers < 1:
             raise CommandError("--workers must be at least 1")
+        progress = Progress(self.stdout, "recompute", "symbols")
         try:
             run = recompute_run(
                 symbol_names=symbols, as_of=_as_of(as_of) if as_of else None, trigger="command",
-                chunk_size=chunk_size, progress=Progress(self.stdout, "recompute", "symbols"), workers=workers,
+                chunk_size=chunk_size, progress=progress, workers=workers,
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        finally:
+            progress.close()  # an error mid-run leaves the bar open: its message starts on a line of its own
         if run is None:
             self.stdout.write("A scheduled run already holds this bucket; nothing to do.")
             return
