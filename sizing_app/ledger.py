@@ -61,8 +61,8 @@ def canonical_times(rows: Iterable[dict]) -> list[str]:
     return texts
 
 
-def row_hash(fields: dict, *, created_at_text: str | None = None) -> str:
-    """sha256 over the canonical JSON of the hashed fields (floats in repr, exact round trip).
+def canonical_row(fields: dict, *, created_at_text: str | None = None) -> str:
+    """The canonical JSON text of a row's hashed fields: what its row hash covers.
 
     created_at_text: the row's created_at already canonical (from canonical_times), if at hand.
     """
@@ -72,7 +72,17 @@ def row_hash(fields: dict, *, created_at_text: str | None = None) -> str:
             payload[name] = fields[name]
     # The one time field, canonical up front: the encoder's fallback call costs more than this.
     payload["created_at"] = created_at_text if created_at_text is not None else _canonical(payload["created_at"])
-    return hashlib.sha256(_ENCODER.encode(payload).encode("utf-8")).hexdigest()
+    return _ENCODER.encode(payload)
+
+
+def text_hash(canonical: str) -> str:
+    """The row hash of a canonical_row text."""
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def row_hash(fields: dict, *, created_at_text: str | None = None) -> str:
+    """sha256 over the canonical JSON of the hashed fields (floats in repr, exact round trip)."""
+    return text_hash(canonical_row(fields, created_at_text=created_at_text))
 
 
 @dataclass(frozen=True)

@@ -45,10 +45,10 @@ class Outage:
         self.down = False
         real_insert = decision_service._insert
 
-        def insert(db, chained):
+        def insert(db, chained, texts):
             if self.down:
                 raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
-            return real_insert(db, chained)
+            return real_insert(db, chained, texts)
 
         monkeypatch.setattr(decision_service, "_insert", insert)
 
@@ -277,8 +277,8 @@ def test_a_journal_write_that_fails_takes_its_partial_line_back(market, journal_
 def test_a_commit_whose_acknowledgement_was_lost_is_not_recorded_twice(market, journal_file, monkeypatch):
     real_insert = decision_service._insert
 
-    def commit_then_lose_the_connection(db, chained):
-        real_insert(db, chained)  # autocommit: the row is on the ledger...
+    def commit_then_lose_the_connection(db, chained, texts):
+        real_insert(db, chained, texts)  # autocommit: the row is on the ledger...
         raise OperationalError("server closed the connection unexpectedly")  # ...but the caller never hears
 
     monkeypatch.setattr(decision_service, "_insert", commit_then_lose_the_connection)

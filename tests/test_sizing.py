@@ -583,6 +583,26 @@ def test_batch_rows_go_through_init_when_init_signals_are_listened_to(fresh_snap
                                                      for row in rows]
 
 
+@pytest.mark.parametrize("journal_ref", ["", "0b6c3a52-8f0e-4d6e-9a51-2f4f3c1d7e90"])
+def test_each_row_is_sent_as_its_hashed_text_plus_its_hash(journal_ref):
+    """PostgreSQL's INSERT receives the canonical text the hash covers: every column, exactly once."""
+    import json
+
+    from sizing_app.services import decisions
+
+    row = {"created_at": timezone.now(), "symbol": "BTCUSDC", "gross_target": 0.1, "inverse_vol_size": 1 / 3,
+           "regime_multiplier": 0.9, "sharpe_multiplier": 1.1, "intel_factor": 2.0, "applied_factor": 2.0,
+           "final_size": 1e-300, "snapshot_id": 7, "score": None, "mode": "live", "override_id": None,
+           "stale": False, "fallback_reason": "", "order_ref": "Überweisung \"7\"", "caller": "注文",
+           "journal_ref": journal_ref}
+    (chained,), (text,) = decisions._chain([row], {"BTCUSDC": (4, "f" * 64)})
+    sent = json.loads(text)
+    assert set(sent) == set(decisions._INSERT_NAMES)
+    assert sent == {**chained, "created_at": chained["created_at"].isoformat(timespec="microseconds")}
+    assert chained["seq"] == 5 and chained["prev_hash"] == "f" * 64
+    assert chained["row_hash"] == ledger.row_hash(chained)
+
+
 def test_batch_continues_an_existing_chain(fresh_snapshot):
     size_for("BTCUSDC", 1.0)
     rows = size_decide_batch([("BTCUSDC", 2.0, "a"), ("BTCUSDC", 3.0, "b")])

@@ -9,7 +9,7 @@ from tests.integration.conftest import empty_append_only_tables  # noqa: F401  (
 
 @pytest.mark.parametrize("error", [OperationalError("server closed the connection"), InterfaceError("closed")])
 def test_database_outage_raises_sizing_unavailable_and_records_nothing(monkeypatch, error):
-    def broken_insert(db, chained):
+    def broken_insert(db, chained, texts):
         raise error
 
     monkeypatch.setattr("sizing_app.services.decisions._insert", broken_insert)

@@ -6,7 +6,6 @@ is ever unrecorded. Chains are per symbol, so writers on different symbols never
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 import threading
@@ -25,7 +24,7 @@ from django.utils import timezone
 from ..conf import sizing_settings
 from ..journal import JournalCorrupt, journal_append, journal_path, journal_pending, journal_replay
 from ..latest import hot_state
-from ..ledger import GENESIS_HASH, canonical_times, row_hash
+from ..ledger import GENESIS_HASH, HASHED_FIELDS, canonical_row, canonical_times, text_hash
 from ..models import SizingDecision
 from ..selectors import EffectivePolicy
 
@@ -149,15 +148,26 @@ def _decision_fields(request: SizingRequest, created_at) -> dict[str, Any]:
     }
 
 
-def _chain(rows: list[dict[str, Any]], heads: dict[str, tuple[int, str]]) -> list[dict[str, Any]]:
-    chained = []
+_EMPTY_JOURNAL_REF = ',"journal_ref":""'
+
+
+def _chain(rows: list[dict[str, Any]], heads: dict[str, tuple[int, str]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The rows chained onto the heads, and each as the JSON object PostgreSQL's INSERT receives.
+
+    That object is the canonical text the row hash covers, plus the hash (and an empty
+    journal_ref, which the hash leaves out): the row is serialized once, not twice.
+    """
+    chained, texts = [], []
     for fields, time_text in zip(rows, canonical_times(rows)):
         seq, prev_hash = heads[fields["symbol"]]
         fields = {**fields, "seq": seq + 1, "prev_hash": prev_hash}
-        fields["row_hash"] = row_hash(fields, created_at_text=time_text)
+        canonical = canonical_row(fields, created_at_text=time_text)
+        fields["row_hash"] = text_hash(canonical)
         heads[fields["symbol"]] = (fields["seq"], fields["row_hash"])
         chained.append(fields)
-    return chained
+        journal_ref = "" if fields["journal_ref"] else _EMPTY_JOURNAL_REF
+        texts.append(f'{canonical[:-1]},"row_hash":"{fields["row_hash"]}"{journal_ref}}}')
+    return chained, texts
 
 
 # Ledger rows go in with one INSERT ... RETURNING: one statement is atomic on its own, so a
@@ -167,6 +177,9 @@ _INSERT_FIELDS = [field for field in SizingDecision._meta.concrete_fields if not
 _INSERT_NAMES = [field.attname for field in _INSERT_FIELDS]
 _MODEL_NAMES = [SizingDecision._meta.pk.attname, *_INSERT_NAMES]
 _CREATED_AT = _INSERT_NAMES.index("created_at")
+# PostgreSQL receives each row as its hashed text plus row_hash (see _chain): a column outside
+# those would go in as NULL. Adding one means sending it in _chain too, and changing this check.
+assert set(_INSERT_NAMES) == {*HASHED_FIELDS, "row_hash"}, "a ledger column is not sent to PostgreSQL"
 _SQLITE_BATCH = 500  # rows per statement: SQLite caps the parameters of one statement
 
 
@@ -180,10 +193,11 @@ def _table_and_columns() -> tuple[str, str]:
 def _postgres_insert_sql() -> str:
     """One statement for any number of rows, its rows passed as one JSON array of objects.
 
-    Its text never changes, so the server parses and plans it once per connection (prepared);
-    json.dumps in C beats binding thousands of parameters (or dumping arrays) in Python, and is
-    exact: floats go as their shortest round-trip repr, times as ISO strings to the microsecond.
-    json_populate_recordset types each field as the table's own column.
+    Its text never changes, so the server parses and plans it once per connection (prepared).
+    Each row's object is the canonical JSON its hash already needed (see _chain), so sending a
+    row costs no second serialization; it is exact: floats go as their shortest round-trip
+    repr, times as ISO strings to the microsecond with their offset. json_populate_recordset
+    types each field as the table's own column.
 
     Before any row goes in, the statement takes its chains' append locks (see _lock_chains) in
     name order, so a writer that lost a race and queued on them can never lose again. The names
@@ -238,10 +252,6 @@ def _prepared_statement_gone(exc: Exception) -> bool:
     return isinstance(cause, (psycopg.errors.FeatureNotSupported, psycopg.errors.InvalidSqlStatementName))
 
 
-# The rows' JSON for PostgreSQL; one encoder for every call (json.dumps with options builds one each time).
-_ROWS_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-
-
 def _ledger_cursor(db):
     """This connection's server-binding cursor for the ledger INSERT, kept between calls.
 
@@ -258,14 +268,9 @@ def _ledger_cursor(db):
     return cursor
 
 
-def _insert_postgres(db, chained: list[dict[str, Any]]) -> list[int]:
+def _insert_postgres(db, chained: list[dict[str, Any]], texts: list[str]) -> list[int]:
     symbols = ",".join({fields["symbol"] for fields in chained})
-    payload = []
-    for fields, time_text in zip(chained, canonical_times(chained)):
-        row = {name: fields[name] for name in _INSERT_NAMES}
-        row["created_at"] = time_text  # ISO to the microsecond, with its UTC offset
-        payload.append(row)
-    params = [_ROWS_ENCODER.encode(payload), symbols]
+    params = ["[" + ",".join(texts) + "]", symbols]
 
     def execute() -> list[tuple]:
         db.ensure_connection()
@@ -313,8 +318,9 @@ def _insert_sqlite(db, chained: list[dict[str, Any]]) -> list[int]:
     return ids
 
 
-def _insert(db, chained: list[dict[str, Any]]) -> list[int]:
-    return _insert_postgres(db, chained) if db.vendor == "postgresql" else _insert_sqlite(db, chained)
+def _insert(db, chained: list[dict[str, Any]], texts: list[str]) -> list[int]:
+    """Insert chained rows (texts: their JSON objects, from _chain) in one statement per batch."""
+    return _insert_postgres(db, chained, texts) if db.vendor == "postgresql" else _insert_sqlite(db, chained)
 
 
 def _lock_chains(db, symbols: set[str]) -> None:
@@ -330,14 +336,14 @@ def _lock_chains(db, symbols: set[str]) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [symbol])
 
 
-def _append(db, chained: list[dict[str, Any]]) -> list[int]:
+def _append(db, chained: list[dict[str, Any]], texts: list[str]) -> list[int]:
     if db.in_atomic_block:
         with transaction.atomic(using=db.alias):  # a savepoint, so a lost race leaves the caller's transaction usable
-            return _insert(db, chained)
+            return _insert(db, chained, texts)
     if len(chained) > _SQLITE_BATCH and db.vendor != "postgresql":
         with transaction.atomic(using=db.alias):  # several statements: all rows or none
-            return _insert(db, chained)
-    return _insert(db, chained)
+            return _insert(db, chained, texts)
+    return _insert(db, chained, texts)
 
 
 def _append_to_chains(db, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[int]]:
@@ -348,15 +354,15 @@ def _append_to_chains(db, rows: list[dict[str, Any]]) -> tuple[list[dict[str, An
         try:
             if attempt == 0:
                 # Fast path: one INSERT on the heads this process saw last.
-                chained = _chain(rows, heads)
-                return chained, _append(db, chained)
+                chained, texts = _chain(rows, heads)
+                return chained, _append(db, chained, texts)
             # Another writer appended first. Racing again can lose again, without end under
             # load: queue on the chains' locks instead, then read the heads and append.
             with transaction.atomic(using=db.alias):
                 _lock_chains(db, symbols)
                 heads = {symbol: chain_heads.reload(symbol) for symbol in symbols}
-                chained = _chain(rows, heads)
-                return chained, _insert(db, chained)
+                chained, texts = _chain(rows, heads)
+                return chained, _insert(db, chained, texts)
         except IntegrityError:
             if attempt == CHAIN_RETRIES - 1:
                 raise
@@ -407,9 +413,9 @@ def _append_replayed(entries: list[dict[str, Any]]) -> int:
                         .values_list("journal_ref", flat=True))
         missing = _not_committed_before_the_outage([row for row in rows if row["journal_ref"] not in done])
         heads = {symbol: chain_heads.reload(symbol) for symbol in symbols}
-        chained = _chain(missing, heads)
+        chained, texts = _chain(missing, heads)
         if chained:
-            _insert(db, chained)
+            _insert(db, chained, texts)
         for symbol in symbols:
             chain_heads.forget(symbol)
     return len(chained)
