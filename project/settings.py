@@ -205,7 +205,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Size factors, sizing decisions (the ledger), execution health, telemetry intake and policy. "
         "Machines authenticate with `Authorization: Token <key>`, people with their session. "
-        "Every error is `{\"error\": {\"code\", \"message\", \"details\"}}`."
+        "Every error is `{\"error\": {\"code\", \"message\", \"details\"}}`. An unknown query parameter is "
+        "a 400, so a misspelt filter never silently returns everything."
     ),
     "VERSION": "1.0.0",
     "SCHEMA_PATH_PREFIX": r"/api/v1",

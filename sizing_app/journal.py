@@ -14,6 +14,7 @@ between the ledger's commit and the emptying of the file records nothing twice.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -38,13 +39,18 @@ def journal_path() -> Path | None:
     return Path(configured) if configured else None
 
 
+@functools.lru_cache(maxsize=8)
+def _journal_file(configured) -> str:
+    return os.fspath(Path(configured))  # as journal_path() names it: "/x/journal/" is the file /x/journal
+
+
 def journal_pending() -> bool:
     """True when a journal is configured and holds entries (one stat: cheap enough per decision)."""
     configured = getattr(settings, "SIZING_JOURNAL_PATH", "")
     if not configured:
         return False
     try:
-        return os.stat(configured).st_size > 0  # no Path object: this runs on every decision
+        return os.stat(_journal_file(configured)).st_size > 0  # no Path per call: this runs on every decision
     except FileNotFoundError:
         return False
 

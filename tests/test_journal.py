@@ -174,6 +174,21 @@ def test_a_hand_edited_entry_is_refused_whole_and_the_file_kept(market, journal_
     assert_replay_refused(journal_file, "is not a decision as journaled")
 
 
+@pytest.mark.parametrize("spelling", ["str", "trailing slash", "Path"])
+def test_the_journal_path_is_found_however_the_setting_spells_it(market, settings, tmp_path, outage, spelling):
+    """journal_pending looks where journal_path() writes: '/x/ledger.jsonl/' is the file /x/ledger.jsonl."""
+    path = tmp_path / "ledger.jsonl"
+    settings.SIZING_JOURNAL_PATH = {"str": str(path), "trailing slash": f"{path}/", "Path": path}[spelling]
+    outage.down = True
+    size_for("BTCUSDC", 1.0, order_ref="during")
+    assert len(journal_lines(path)) == 1
+    outage.down = False
+    size_for("BTCUSDC", 1.0, order_ref="after")  # replays the journal first
+    assert list(SizingDecision.objects.order_by("symbol", "seq").values_list("order_ref", flat=True)) == [
+        "during", "after"]
+    assert journal_lines(path) == []
+
+
 def test_a_journal_that_cannot_be_written_fails_closed(market, settings, tmp_path, outage):
     blocker = tmp_path / "a-file"
     blocker.write_text("")

@@ -60,16 +60,23 @@ def test_the_kept_ledger_cursor_follows_the_connection(empty_append_only_tables)
         pytest.skip("the kept cursor is PostgreSQL's (DATABASE_URL=postgres://...)")
     make_snapshot(make_symbol("BTCUSDC"), size_factor=1.5)
     size_for("BTCUSDC", 1.0, order_ref="first")
-    kept = _ledger_cursor(connection)
+    kept, _ = _ledger_cursor(connection)
     size_for("BTCUSDC", 1.0, order_ref="second")
-    assert _ledger_cursor(connection) is kept and not kept.closed
+    assert _ledger_cursor(connection) == (kept, True) and not kept.closed
     connection.close()  # a broken or recycled connection: the next call reconnects
     size_for("BTCUSDC", 1.0, order_ref="third")
-    fresh = _ledger_cursor(connection)
+    fresh, _ = _ledger_cursor(connection)
     assert fresh is not kept and fresh.connection is connection.connection
     with connection.execute_wrapper(lambda execute, *args: execute(*args)):
         size_for("BTCUSDC", 1.0, order_ref="wrapped")  # Django's wrapper closes the cursor it wrapped
-    assert _ledger_cursor(connection) is not fresh
+    assert _ledger_cursor(connection)[0] is not fresh
+    connection.inc_thread_sharing()  # shared between threads: a cursor per call, never kept
+    try:
+        size_for("BTCUSDC", 1.0, order_ref="shared")
+        cursor, kept_for_next = _ledger_cursor(connection)
+        assert not kept_for_next and cursor is not _ledger_cursor(connection)[0]
+    finally:
+        connection.dec_thread_sharing()
     size_for("BTCUSDC", 1.0, order_ref="after")
     assert list(SizingDecision.objects.order_by("seq").values_list("order_ref", "seq")) == [
-        ("first", 1), ("second", 2), ("third", 3), ("wrapped", 4), ("after", 5)]
+        ("first", 1), ("second", 2), ("third", 3), ("wrapped", 4), ("shared", 5), ("after", 6)]

@@ -6,6 +6,7 @@ view declares in `error_statuses`.
 """
 from __future__ import annotations
 
+import inspect
 from http import HTTPStatus
 
 from drf_spectacular.openapi import AutoSchema
@@ -14,6 +15,18 @@ BODY_METHODS = ("POST", "PUT", "PATCH")
 
 
 class ApiAutoSchema(AutoSchema):
+    def get_description(self) -> str:
+        """The handler's or the view class's own docstring, never one inherited from our base classes.
+
+        spectacular falls back along the view's MRO, and our mixins' docstrings (the Allow-header
+        cache, the strict query check) are notes for maintainers, not documentation for callers.
+        """
+        handler = getattr(self.view, self.method.lower(), None)
+        for doc in (getattr(handler, "__doc__", None), type(self.view).__dict__.get("__doc__")):
+            if doc:
+                return inspect.cleandoc(doc)
+        return ""
+
     def _error_statuses(self) -> set[int]:
         # 400 everywhere: an unknown query parameter is refused on every operation.
         statuses = {400, 401, 403, 429}

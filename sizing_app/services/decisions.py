@@ -252,20 +252,23 @@ def _prepared_statement_gone(exc: Exception) -> bool:
     return isinstance(cause, (psycopg.errors.FeatureNotSupported, psycopg.errors.InvalidSqlStatementName))
 
 
-def _ledger_cursor(db):
-    """This connection's server-binding cursor for the ledger INSERT, kept between calls.
+def _ledger_cursor(db) -> tuple[Any, bool]:
+    """(server-binding cursor for the ledger INSERT, whether it is kept for the next call).
 
     Django's cursors bind parameters client-side, so they never prepare; this one binds on the
     server, and the connection's prepare_threshold (settings) prepares the statement after a few
-    runs. Kept, because a new psycopg cursor starts with empty adapter caches: about 5-10 µs a
-    call. Per connection, and so per thread (Django's connections are).
+    runs. Kept per connection, and so per thread (Django's connections are), because a new psycopg
+    cursor starts with empty adapter caches: about 5-10 µs a call. Not kept on a connection shared
+    between threads: another thread's statement could replace this one's result before its fetch.
     """
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    if db.allow_thread_sharing:
+        return ServerBindingCursor(db.connection), False
     cursor = getattr(db, "_sizing_ledger_cursor", None)
     if cursor is None or cursor.closed or cursor.connection is not db.connection:
-        from django.db.backends.postgresql.base import ServerBindingCursor
-
         cursor = db._sizing_ledger_cursor = ServerBindingCursor(db.connection)
-    return cursor
+    return cursor, True
 
 
 def _insert_postgres(db, chained: list[dict[str, Any]], texts: list[str]) -> list[int]:
@@ -274,7 +277,8 @@ def _insert_postgres(db, chained: list[dict[str, Any]], texts: list[str]) -> lis
 
     def execute() -> list[tuple]:
         db.ensure_connection()
-        return _fetch(db, _ledger_cursor(db), _postgres_insert_sql(), params, logged=db.queries_logged, keep_open=True)
+        cursor, kept = _ledger_cursor(db)
+        return _fetch(db, cursor, _postgres_insert_sql(), params, logged=db.queries_logged, keep_open=kept)
 
     try:
         returned = execute()
