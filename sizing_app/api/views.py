@@ -13,9 +13,11 @@ from django.db.models import BooleanField, ExpressionWrapper, OuterRef, Q, Subqu
 from django.http import Http404, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.views.static import serve
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from csp.decorators import csp_update
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView, SpectacularSwaggerView
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.generics import GenericAPIView
@@ -558,11 +560,14 @@ try:
     import drf_spectacular_sidecar
 
     SWAGGER_ASSETS = Path(drf_spectacular_sidecar.__file__).parent / "static" / "drf_spectacular_sidecar"
-except ImportError:  # not installed: Swagger UI loads from drf-spectacular's default CDN
+except ImportError:  # not installed: Swagger UI would load from a CDN, which the Content-Security-Policy refuses
     SWAGGER_ASSETS = None
 
 
-class DocsView(JSONErrorsMixin, SpectacularSwaggerView):
+@method_decorator(csp_update({"style-src": ["'unsafe-inline'"]}), name="dispatch")  # the template's <style>
+class DocsView(JSONErrorsMixin, SpectacularSwaggerSplitView):
+    """Swagger UI; its start-up script is served by this view too (?script=), not inline, for the CSP."""
+
     operations = {"GET": "docs"}
     permission_classes = [RolePermission]
     url_name = "api-schema"

@@ -47,11 +47,20 @@ def chromium():
 
 @pytest.fixture
 def page(chromium):
+    """A fresh page; the test errors if the page ever broke the Content-Security-Policy.
+
+    Chromium reports each refused script, style or image on the console; a page of ours that
+    needs one has a defect (or the policy does), even when the test's own checks pass.
+    """
     context = chromium.new_context(viewport={"width": 1920, "height": 1080}, accept_downloads=True)
     context.set_default_timeout(10_000)
     page = context.new_page()
+    refused = []
+    page.on("console", lambda message: refused.append(message.text)
+            if "Content Security Policy" in message.text else None)
     yield page
     context.close()
+    assert not refused, f"the page broke its Content-Security-Policy: {refused}"
 
 
 @pytest.fixture

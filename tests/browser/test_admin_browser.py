@@ -108,3 +108,15 @@ def test_user_input_never_runs_in_the_decision_page(page, live_server, reviewer,
     assert page.locator("script", has_text="alert(1)").count() == 0
     assert dialogs == []
     assert_no_write_controls(page)
+
+
+def test_a_developer_reads_the_api_docs_under_the_content_security_policy(page, live_server, reviewer, artifacts):
+    """Swagger UI renders the contract with no inline script (the page fixture fails on any refusal)."""
+    from django.contrib.auth.models import User
+
+    User.objects.create_superuser("dora", password=PASSWORD)
+    log_in(page, live_server, "dora")
+    page.goto(f"{live_server.url}/api/v1/docs/")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Adaptive position sizing API")
+    expect(page.locator(".opblock-summary-path", has_text="/api/v1/factors/latest/{symbol}/")).to_have_count(1)
+    page.screenshot(path=str(artifacts / "api-docs.png"))

@@ -103,7 +103,7 @@ def log_in(page, live_server, next_path: str) -> None:
 
 def open_overview(page, live_server, query: str = "?refresh=1") -> None:
     log_in(page, live_server, "/dashboard/" + query)
-    page.wait_for_function("window.__dashboardRefreshes >= 1 && window.__dashboardRenderMs !== undefined")
+    page.wait_for_function("() => window.__dashboardRefreshes >= 1 && window.__dashboardRenderMs !== undefined")
 
 
 def api_health(page, live_server) -> dict:
@@ -121,9 +121,11 @@ def screenshot(page, path) -> None:
     """A full-page capture with every tile painted.
 
     Tiles use content-visibility: auto (off-screen ones skip layout until scrolled near); a full-page
-    capture grows the viewport in one step, so paint them all first, as scrolling would.
+    capture grows the viewport in one step, so paint them all first, as scrolling would (through
+    CSSOM: an injected <style> would break the page's Content-Security-Policy).
     """
-    page.add_style_tag(content=".tile { content-visibility: visible !important; }")
+    page.evaluate("document.querySelectorAll('.tile').forEach("
+                  "tile => tile.style.setProperty('content-visibility', 'visible', 'important'))")
     page.evaluate("new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(resolve)))")
     page.screenshot(path=str(path), full_page=True)
 
@@ -208,7 +210,7 @@ def test_filters_show_exactly_the_matching_tiles(page, live_server, demo_market)
 
     # Bookmarked filters come back with the page.
     page.goto(f"{live_server.url}/dashboard/?refresh=1&view=reduced")
-    page.wait_for_function("window.__dashboardRefreshes >= 1")
+    page.wait_for_function("() => window.__dashboardRefreshes >= 1")
     assert shown_symbols(page) == reduced
     expect(page.get_by_role("radio", name=re.compile("Reduced"))).to_be_checked()
 
@@ -240,10 +242,10 @@ def test_a_new_recompute_shows_up_without_a_reload(page, live_server, demo_marke
 def requests_during_one_refresh(page, seen: list[str]) -> list[str]:
     """API requests between the end of one refresh and the end of the next."""
     done = page.evaluate("window.__dashboardRefreshes")
-    page.wait_for_function(f"window.__dashboardRefreshes >= {done + 1}")
+    page.wait_for_function("count => window.__dashboardRefreshes >= count", arg=done + 1)
     page.wait_for_timeout(300)  # let that refresh's request events arrive; the next starts 1 s after it ended
     seen.clear()
-    page.wait_for_function(f"window.__dashboardRefreshes >= {done + 2}")
+    page.wait_for_function("count => window.__dashboardRefreshes >= count", arg=done + 2)
     return [url.split(API_PREFIX, 1)[1] for url in seen]
 
 
@@ -290,7 +292,7 @@ def test_the_page_keeps_its_data_when_the_api_fails_and_pauses_when_hidden(page,
         Object.defineProperty(document, 'hidden', {configurable: true, get: () => false});
         document.dispatchEvent(new Event('visibilitychange'));
     }""")
-    page.wait_for_function(f"window.__dashboardRefreshes > {before}", timeout=2000)
+    page.wait_for_function("count => window.__dashboardRefreshes > count", arg=before, timeout=2000)
 
     # The pause button stops updates too, and says so.
     pause = page.get_by_role("button", name="Pause updates")
@@ -314,7 +316,7 @@ def test_symbol_detail_charts_history_components_and_decisions(page, live_server
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.set_viewport_size(WIDE)
     log_in(page, live_server, "/dashboard/BTCUSDC/?refresh=1")
-    page.wait_for_function("window.__dashboardDetailReady === true")
+    page.wait_for_function("() => window.__dashboardDetailReady === true")
     health = page.request.get(f"{live_server.url}{API_PREFIX}execution-health/BTCUSDC/").json()
     latest = page.request.get(f"{live_server.url}{API_PREFIX}factors/latest/BTCUSDC/").json()
     expect(page.locator('main [data-field="intel"]')).to_have_text(factor_text(health["sizing"]["intel_size_factor"]))
@@ -350,7 +352,7 @@ def test_five_hundred_symbols_render_from_one_refresh(page, live_server, dashboa
     seen: list[str] = []
     page.on("request", lambda request: seen.append(request.url) if API_PREFIX in request.url else None)
     open_overview(page, live_server, "?refresh=60")
-    page.wait_for_function("window.__dashboardRenderedSymbols === 500")
+    page.wait_for_function("() => window.__dashboardRenderedSymbols === 500")
     expect(page.locator("[data-tiles] > li")).to_have_count(500)
     render_ms = page.evaluate("window.__dashboardRenderMs")
     assert isinstance(render_ms, (int, float)) and render_ms > 0  # timed by bench/, not asserted on a noisy machine
