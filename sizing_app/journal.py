@@ -55,20 +55,35 @@ def journal_pending() -> bool:
         return False
 
 
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 @contextmanager
 def _locked(path: Path) -> Iterator[int]:
-    """The journal file, open for reading and appending, under an exclusive lock."""
+    """The journal file, open for reading and appending, under an exclusive lock.
+
+    A file or directory this creates is only durable once the directory holding its entry is
+    fsynced: otherwise a crash could lose the journal, and with it sizes already handed out.
+    """
+    created_directories = []
+    parent = path.parent
+    while not parent.exists():
+        created_directories.append(parent)
+        parent = parent.parent
     path.parent.mkdir(parents=True, exist_ok=True)
+    for directory in reversed(created_directories):  # outermost first: each entry lives in its parent
+        _fsync_directory(directory.parent)
     created = not path.exists()
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         if created:  # the new file's directory entry must survive a crash too
-            directory = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            _fsync_directory(path.parent)
         yield fd
     finally:
         os.close(fd)  # releases the lock

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import pytest
 from django.core.management import call_command
@@ -187,6 +188,27 @@ def test_the_journal_path_is_found_however_the_setting_spells_it(market, setting
     assert list(SizingDecision.objects.order_by("symbol", "seq").values_list("order_ref", flat=True)) == [
         "during", "after"]
     assert journal_lines(path) == []
+
+
+def test_directories_the_journal_creates_are_made_durable(settings, tmp_path, monkeypatch):
+    """Each new directory's entry, and the file's, is fsynced in its parent before a size is handed out."""
+    synced = []
+    real_fsync = os.fsync
+
+    def recording_fsync(descriptor):
+        synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(journal.os, "fsync", recording_fsync)
+    path = tmp_path / "a" / "b" / "ledger.jsonl"
+    with journal._locked(path):
+        pass
+    directories = [name for name in synced if not name.endswith(".jsonl")]
+    assert directories == [str(tmp_path), str(tmp_path / "a"), str(tmp_path / "a" / "b")]
+    synced.clear()
+    with journal._locked(path):  # nothing new: nothing to sync
+        pass
+    assert synced == []
 
 
 def test_a_journal_that_cannot_be_written_fails_closed(market, settings, tmp_path, outage):
