@@ -174,9 +174,11 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+CSRF_FAILURE_VIEW = "project.views.csrf_failure"  # Django's page, allowed its inline <style> under the CSP
 # Content-Security-Policy (django-csp, on HTML documents): pages run only this origin's scripts and styles, no inline
 # code, so text a user typed (an order_ref, an override reason) can never run in the compliance
-# admin or the dashboard. The API docs page alone allows Swagger UI's inline <style> (DocsView).
+# admin or the dashboard. Three third-party pages are allowed their inline styles, each alone: the
+# API docs (Swagger UI's <style>), policy history (simple_history's style attribute), CSRF failure.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],

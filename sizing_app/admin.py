@@ -19,7 +19,9 @@ from django.db import DatabaseError, models, transaction
 from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
+from csp.decorators import csp_update
 from simple_history.admin import SimpleHistoryAdmin
 
 from . import exports, scoring
@@ -482,6 +484,7 @@ class PolicyHistoryAdmin(LookupGuardMixin, SimpleHistoryAdmin):
     def revert_disabled(self, request, obj=None):
         return True
 
+    @method_decorator(csp_update({"style-src-attr": ["'unsafe-inline'"]}))  # simple_history's table has one
     def history_view(self, request, object_id, extra_context=None):
         if not _ROW_ID.fullmatch(str(object_id)):  # simple_history would pass "abc" to an integer lookup
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)

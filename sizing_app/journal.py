@@ -63,27 +63,31 @@ def _fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
+# (path, device, inode) of journal files whose directory chain this process made durable (see _locked).
+_durable_paths: set[tuple[Path, int, int]] = set()
+
+
 @contextmanager
 def _locked(path: Path) -> Iterator[int]:
     """The journal file, open for reading and appending, under an exclusive lock.
 
-    A file or directory this creates is only durable once the directory holding its entry is
-    fsynced: otherwise a crash could lose the journal, and with it sizes already handed out.
+    A file or directory is only durable once the directory holding its entry is fsynced, or a
+    crash could lose the journal and with it sizes already handed out. Who created them cannot
+    tell (another process may have, and died before its fsync): so once per process and file
+    (a journal moved aside and started afresh is a new file), under the lock, the file's
+    directory and every one above it are fsynced.
     """
-    created_directories = []
-    parent = path.parent
-    while not parent.exists():
-        created_directories.append(parent)
-        parent = parent.parent
     path.parent.mkdir(parents=True, exist_ok=True)
-    for directory in reversed(created_directories):  # outermost first: each entry lives in its parent
-        _fsync_directory(directory.parent)
-    created = not path.exists()
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        if created:  # the new file's directory entry must survive a crash too
-            _fsync_directory(path.parent)
+        status = os.fstat(fd)
+        identity = (path, status.st_dev, status.st_ino)
+        if identity not in _durable_paths:
+            directory = path.absolute().parent
+            for entry_holder in (directory, *directory.parents):
+                _fsync_directory(entry_holder)
+            _durable_paths.add(identity)
         yield fd
     finally:
         os.close(fd)  # releases the lock

@@ -190,8 +190,11 @@ def test_the_journal_path_is_found_however_the_setting_spells_it(market, setting
     assert journal_lines(path) == []
 
 
-def test_directories_the_journal_creates_are_made_durable(settings, tmp_path, monkeypatch):
-    """Each new directory's entry, and the file's, is fsynced in its parent before a size is handed out."""
+def test_the_journal_directory_chain_is_made_durable_once_per_process(settings, tmp_path, monkeypatch):
+    """Every directory holding the journal's entries is fsynced before a size is handed out.
+
+    Whoever created them (another process may have, and died before its fsync), once per process.
+    """
     synced = []
     real_fsync = os.fsync
 
@@ -200,15 +203,21 @@ def test_directories_the_journal_creates_are_made_durable(settings, tmp_path, mo
         real_fsync(descriptor)
 
     monkeypatch.setattr(journal.os, "fsync", recording_fsync)
+    monkeypatch.setattr(journal, "_durable_paths", set())
     path = tmp_path / "a" / "b" / "ledger.jsonl"
+    (tmp_path / "a").mkdir()  # made by someone else, perhaps never synced
     with journal._locked(path):
         pass
-    directories = [name for name in synced if not name.endswith(".jsonl")]
-    assert directories == [str(tmp_path), str(tmp_path / "a"), str(tmp_path / "a" / "b")]
+    chain = [tmp_path / "a" / "b", *(tmp_path / "a" / "b").parents]
+    assert synced == [str(directory) for directory in chain]
     synced.clear()
-    with journal._locked(path):  # nothing new: nothing to sync
+    with journal._locked(path):  # already durable in this process
         pass
     assert synced == []
+    path.rename(tmp_path / "set-aside.jsonl")  # an operator moves the journal aside...
+    with journal._locked(path):  # ...and the next outage starts a new file: its entry is synced too
+        pass
+    assert synced == [str(directory) for directory in chain]
 
 
 def test_a_journal_that_cannot_be_written_fails_closed(market, settings, tmp_path, outage):

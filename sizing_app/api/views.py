@@ -572,6 +572,12 @@ class DocsView(JSONErrorsMixin, SpectacularSwaggerSplitView):
     permission_classes = [RolePermission]
     url_name = "api-schema"
 
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        # The start-up script (?script=) holds the session's CSRF token: no other site may load it.
+        response["Cross-Origin-Resource-Policy"] = "same-origin"
+        return response
+
     @staticmethod
     def _swagger_ui_resource(filename):
         if SWAGGER_ASSETS is None:

@@ -132,6 +132,14 @@ def test_docs_run_no_inline_script_and_serve_their_start_up_script(clients, mark
     assert script.status_code == 200 and script["Content-Type"].startswith("application/javascript")
     assert "SwaggerUIBundle" in script.content.decode() and "/api/v1/schema/" in script.content.decode()
     assert_json_error(clients["anonymous"].get("/api/v1/docs/?script="), 401)
+    assert script["Cross-Origin-Resource-Policy"] == "same-origin"  # it holds the CSRF token: ours alone
+
+
+def test_the_csrf_failure_page_keeps_its_own_style_and_nothing_else(db):
+    response = Client(enforce_csrf_checks=True).post("/admin/login/", {"username": "x", "password": "y"})
+    assert response.status_code == 403 and response["Content-Type"].startswith("text/html")
+    directives = dict(part.strip().split(" ", 1) for part in response["Content-Security-Policy"].split(";"))
+    assert directives["style-src"] == "'self' 'unsafe-inline'" and directives["script-src"] == "'self'"
 
 
 @pytest.mark.parametrize("path", ["/admin/login/", "/dashboard/", "/dashboard/BTCUSDC/", "/admin/"])

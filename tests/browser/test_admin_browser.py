@@ -120,3 +120,19 @@ def test_a_developer_reads_the_api_docs_under_the_content_security_policy(page, 
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("Adaptive position sizing API")
     expect(page.locator(".opblock-summary-path", has_text="/api/v1/factors/latest/{symbol}/")).to_have_count(1)
     page.screenshot(path=str(artifacts / "api-docs.png"))
+
+
+def test_policy_history_renders_under_the_content_security_policy(page, live_server, reviewer):
+    """simple_history's table (with an inline style attribute) shows every change, nothing refused."""
+    from django.contrib.auth.models import User
+
+    from sizing_app.models import Symbol
+    from sizing_app.services import policy
+
+    risk = User.objects.create_superuser("rita", password=PASSWORD)
+    symbol = Symbol.objects.get(name="BTCUSDC")
+    policy.symbol_mode_set(symbol=symbol.name, mode="shadow", user=risk)
+    log_in(page, live_server, "rita")
+    page.goto(f"{live_server.url}/admin/sizing_app/symbol/{symbol.pk}/history/")
+    expect(page.locator("#change-history tbody tr")).not_to_have_count(0)
+    expect(page.locator("#change-history")).to_contain_text("rita")
