@@ -110,7 +110,7 @@ def _measure(base_url: str, password: str, symbols: int) -> dict:
             page.on("request", lambda request: api_requests.append(request.url) if "/api/v1/" in request.url else None)
             for _ in range(PAGE_LOADS):
                 page.goto(f"{base_url}/dashboard/?refresh=1")
-                page.wait_for_function("window.__dashboardRefreshes >= 1 && window.__dashboardRenderMs !== undefined")
+                page.wait_for_function("() => window.__dashboardRefreshes >= 1 && window.__dashboardRenderMs !== undefined")
                 renders.append(page.evaluate("window.__dashboardRenderMs"))
                 builds.append(page.evaluate("window.__dashboardBuildMs"))
                 shown = page.evaluate("window.__dashboardRenderedSymbols")
@@ -121,7 +121,7 @@ def _measure(base_url: str, password: str, symbols: int) -> dict:
                     ".map(e => e.duration).pop()"))
                 # The next refreshes update the tiles in place.
                 before = len(api_requests)
-                page.wait_for_function("window.__dashboardRefreshes >= 3")
+                page.wait_for_function("() => window.__dashboardRefreshes >= 3")
                 rerenders.append(page.evaluate("window.__dashboardRenderMs"))
                 calls.append(page.evaluate("window.__dashboardApiCalls"))
                 assert len(api_requests) > before
