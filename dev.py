@@ -74,7 +74,9 @@ def cmd_run(args) -> None:
         password_file.write_text(secrets.token_urlsafe(12))
         password_file.chmod(0o600)
     password = password_file.read_text().strip()
-    manage("create_api_user", "admin", "--role", "risk", "--superuser", "--password", password, env=env)
+    # "--password=..." in one argument: a generated password may start with "-", which argparse
+    # would take for an option.
+    manage("create_api_user", "admin", "--role", "risk", "--superuser", f"--password={password}", env=env)
     processes = {
         "web": [BIN / "gunicorn", "project.wsgi", "--bind", f"127.0.0.1:{args.port}", "--workers", "2",
                 "--access-logfile", "-"],

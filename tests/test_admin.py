@@ -49,6 +49,22 @@ def role_user(username: str, role: str, *, superuser: bool = False):
     return get_user_model().objects.get(username=username)
 
 
+def test_a_generated_password_starting_with_a_dash_is_set_as_dev_run_passes_it():
+    """dev.py run generates the demo admin's password (token_urlsafe: 1 in 64 start with "-")."""
+    import ast
+    from pathlib import Path
+
+    password = "-BakzZzQ7H2AtEJn"
+    call_command("create_api_user", "admin", "--role", "risk", "--superuser", f"--password={password}",
+                 stdout=io.StringIO(), stderr=io.StringIO())
+    assert get_user_model().objects.get(username="admin").check_password(password)
+    dev_run = ast.parse((Path(__file__).resolve().parents[1] / "dev.py").read_text())
+    calls = [node for node in ast.walk(dev_run) if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "manage"
+             and node.args and getattr(node.args[0], "value", None) == "create_api_user"]
+    assert calls and all(not (isinstance(arg, ast.Constant) and arg.value == "--password")
+                         for call in calls for arg in call.args)  # as one "--password=..." argument
+
+
 @dataclass
 class Ledger:
     btc: Symbol
