@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone as dt_timezone
 from typing import Any
 
+from csp.decorators import csp_update
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -21,7 +22,6 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
-from csp.decorators import csp_update
 from simple_history.admin import SimpleHistoryAdmin
 
 from . import exports, scoring

@@ -36,21 +36,21 @@ class JournalCorrupt(RuntimeError):
 
 def journal_path() -> Path | None:
     configured = getattr(settings, "SIZING_JOURNAL_PATH", "")
-    return Path(configured) if configured else None
+    return _configured_path(configured) if configured else None
 
 
 @functools.lru_cache(maxsize=8)
-def _journal_file(configured) -> str:
-    return os.fspath(Path(configured))  # as journal_path() names it: "/x/journal/" is the file /x/journal
+def _configured_path(configured) -> Path:
+    return Path(configured)  # cached: journal_pending asks on every decision
 
 
 def journal_pending() -> bool:
     """True when a journal is configured and holds entries (one stat: cheap enough per decision)."""
-    configured = getattr(settings, "SIZING_JOURNAL_PATH", "")
-    if not configured:
+    path = journal_path()
+    if path is None:
         return False
     try:
-        return os.stat(_journal_file(configured)).st_size > 0  # no Path per call: this runs on every decision
+        return os.stat(path).st_size > 0
     except FileNotFoundError:
         return False
 
@@ -64,7 +64,7 @@ def _fsync_directory(directory: Path) -> None:
 
 
 # (path, device, inode) of journal files whose directory chain this process made durable (see _locked).
-_durable_paths: set[tuple[Path, int, int]] = set()
+_durable_files: set[tuple[Path, int, int]] = set()
 
 
 @contextmanager
@@ -83,11 +83,11 @@ def _locked(path: Path) -> Iterator[int]:
         fcntl.flock(fd, fcntl.LOCK_EX)
         status = os.fstat(fd)
         identity = (path, status.st_dev, status.st_ino)
-        if identity not in _durable_paths:
+        if identity not in _durable_files:
             directory = path.absolute().parent
             for entry_holder in (directory, *directory.parents):
                 _fsync_directory(entry_holder)
-            _durable_paths.add(identity)
+            _durable_files.add(identity)
         yield fd
     finally:
         os.close(fd)  # releases the lock

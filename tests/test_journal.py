@@ -203,7 +203,7 @@ def test_the_journal_directory_chain_is_made_durable_once_per_process(settings, 
         real_fsync(descriptor)
 
     monkeypatch.setattr(journal.os, "fsync", recording_fsync)
-    monkeypatch.setattr(journal, "_durable_paths", set())
+    monkeypatch.setattr(journal, "_durable_files", set())
     path = tmp_path / "a" / "b" / "ledger.jsonl"
     (tmp_path / "a").mkdir()  # made by someone else, perhaps never synced
     with journal._locked(path):

@@ -9,6 +9,7 @@ import logging
 import re
 from pathlib import Path
 
+from csp.decorators import csp_update
 from django.db.models import BooleanField, ExpressionWrapper, OuterRef, Q, Subquery
 from django.http import Http404, HttpResponse
 from django.urls import reverse
@@ -16,7 +17,6 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.views.static import serve
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
-from csp.decorators import csp_update
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView, SpectacularSwaggerView
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ValidationError

@@ -261,13 +261,15 @@ def _ledger_cursor(db) -> tuple[Any, bool]:
     cursor starts with empty adapter caches: about 5-10 µs a call. Not kept on a connection shared
     between threads: another thread's statement could replace this one's result before its fetch.
     """
+    cursor = None if db.allow_thread_sharing else getattr(db, "_sizing_ledger_cursor", None)
+    if cursor is not None and not cursor.closed and cursor.connection is db.connection:
+        return cursor, True  # the steady state: nothing to import or build
     from django.db.backends.postgresql.base import ServerBindingCursor
 
+    cursor = ServerBindingCursor(db.connection)
     if db.allow_thread_sharing:
-        return ServerBindingCursor(db.connection), False
-    cursor = getattr(db, "_sizing_ledger_cursor", None)
-    if cursor is None or cursor.closed or cursor.connection is not db.connection:
-        cursor = db._sizing_ledger_cursor = ServerBindingCursor(db.connection)
+        return cursor, False
+    db._sizing_ledger_cursor = cursor
     return cursor, True
 
 
