@@ -1,5 +1,6 @@
 """Project-wide middleware."""
 from csp.middleware import CSPMiddleware
+from django.urls import get_urlconf, is_valid_path
 
 
 class DocumentCSPMiddleware(CSPMiddleware):
@@ -14,3 +15,26 @@ class DocumentCSPMiddleware(CSPMiddleware):
         if not response.get("Content-Type", "").startswith("text/html"):
             return response
         return super().process_response(request, response)
+
+
+class ApiTrailingSlashMiddleware:
+    """/api/ paths without their trailing slash answer as the route they name, never an HTML redirect.
+
+    CommonMiddleware's APPEND_SLASH would answer `POST /api/v1/size` with a 301 (an empty HTML
+    body, and clients do not re-send a POST body on redirect). An API client gets the route itself.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        path = request.path_info
+        if path.startswith("/api/") and not path.endswith("/") and self._only_with_slash(path):
+            request.path_info += "/"
+            request.path += "/"
+        return self.get_response(request)
+
+    @staticmethod
+    def _only_with_slash(path: str) -> bool:
+        urlconf = get_urlconf()
+        return not is_valid_path(path, urlconf) and bool(is_valid_path(path + "/", urlconf))

@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "project.middleware.DocumentCSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "project.middleware.ApiTrailingSlashMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -295,6 +296,9 @@ SIZING_LOOKBACK_DAYS = env.int("SIZING_LOOKBACK_DAYS", default=30)
 SIZING_TARGET_VOLATILITY = env.float("SIZING_TARGET_VOLATILITY", default=0.60)
 SIZING_CAPITAL_BASE = env.float("SIZING_CAPITAL_BASE", default=100_000.0)
 SIZING_DEFAULT_MODE = env.str("SIZING_DEFAULT_MODE", default="live")
+# The largest gross_target accepted from the engine, in its own units (quote notional or base
+# quantity): far above any real order, far below where float products lose integer precision.
+SIZING_MAX_GROSS = env.float("SIZING_MAX_GROSS", default=1e15)
 # Keep each process's latest factors fresh from a background thread (off in the test suite).
 SIZING_BACKGROUND_REFRESH = env.bool("SIZING_BACKGROUND_REFRESH", default=True)
 # Outage journal (sizing_app/journal.py): a file on local disk, e.g. var/journal/ledger.jsonl.

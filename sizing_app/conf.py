@@ -27,6 +27,7 @@ class SizingSettings:
     target_volatility: float
     capital_base: float
     default_mode: str
+    max_gross: float
 
 
 @lru_cache(maxsize=1)
@@ -42,6 +43,7 @@ def sizing_settings() -> SizingSettings:
         target_volatility=float(settings.SIZING_TARGET_VOLATILITY),
         capital_base=float(settings.SIZING_CAPITAL_BASE),
         default_mode=str(settings.SIZING_DEFAULT_MODE),
+        max_gross=float(settings.SIZING_MAX_GROSS),
     )
     problems = []
     if not scoring.FACTOR_FLOOR <= values.factor_min <= 1.0:
@@ -58,6 +60,8 @@ def sizing_settings() -> SizingSettings:
         problems.append(f"SIZING_LOOKBACK_DAYS={values.lookback_days} must be at least 8 (the Sharpe window)")
     if not values.target_volatility > 0 or not values.capital_base > 0:
         problems.append("SIZING_TARGET_VOLATILITY and SIZING_CAPITAL_BASE must be positive")
+    if not 1.0 <= values.max_gross <= 1e15:
+        problems.append(f"SIZING_MAX_GROSS={values.max_gross} must be within [1, 1e15]")
     if values.default_mode not in MODES:
         problems.append(f"SIZING_DEFAULT_MODE={values.default_mode!r} must be one of {', '.join(MODES)}")
     try:

@@ -127,37 +127,141 @@ def _cut_torn_tail(fd: int) -> int:
     return keep
 
 
-def journal_append(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+class _JournalIndex:
+    """This process's index of the keyed entries in a journal file, read incrementally.
+
+    Between replays (which empty it) the file only grows by whole lines, so the index reads what
+    was appended since its last look: a repeat lookup costs the new bytes, not the whole file. The
+    last bytes it read are checked first: a file emptied and written again since is read afresh.
+    """
+
+    _MARK = 64
+
+    def __init__(self):
+        self.identity: tuple[int, int] | None = None
+        self.offset = 0
+        self.mark = b""
+        self.entries: dict[Any, dict[str, Any]] = {}
+
+    def _unchanged(self, fd: int, end: int, identity: tuple[int, int]) -> bool:
+        if identity != self.identity or end < self.offset:
+            return False
+        start = max(0, self.offset - self._MARK)
+        return os.pread(fd, self.offset - start, start) == self.mark
+
+    def read(self, fd: int, end: int, key: Callable[[dict[str, Any]], Any]) -> dict[Any, dict[str, Any]]:
+        status = os.fstat(fd)
+        identity = (status.st_dev, status.st_ino)
+        if not self._unchanged(fd, end, identity):
+            self.identity, self.offset, self.mark, self.entries = identity, 0, b"", {}
+        if end > self.offset:
+            data = os.pread(fd, end - self.offset, self.offset)
+            for line in data.splitlines():
+                try:
+                    for entry in json.loads(line):
+                        entry = _decode(entry)
+                        if (entry_key := key(entry)) is not None:
+                            self.entries.setdefault(entry_key, entry)
+                except (ValueError, TypeError, KeyError, AttributeError):
+                    continue  # an unreadable line stops the replay, with its number (journal_replay)
+            self.offset = end
+            self.mark = data[-self._MARK:] if len(data) >= self._MARK else os.pread(
+                fd, min(end, self._MARK), end - min(end, self._MARK))
+        return self.entries
+
+
+_indexes: dict[Path, _JournalIndex] = {}
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def journal_append(
+    rows: list[dict[str, Any]], *, key: Callable[[dict[str, Any]], Any] = lambda row: None,
+    repeat: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """Write one call's decision rows durably (fsync); return them with their journal_ref.
 
+    A row whose key (not None) is already in the journal is not written again: `repeat(entry,
+    row)` gives what to return in its place (or raises, and then nothing is written). Returned
+    entries carry "replayed": whether they are such an earlier entry. The lookup and the write
+    happen under the file's lock, so two processes repeating one order journal it once.
     Raises OSError when the disk will not take them: then no size may be handed out either.
     """
     path = journal_path()
     if path is None:
         raise RuntimeError("no outage journal is configured (SIZING_JOURNAL_PATH)")
-    entries = [{**row, "journal_ref": str(uuid.uuid4())} for row in rows]
-    line = (json.dumps(entries, default=_encode, allow_nan=False, separators=(",", ":")) + "\n").encode()
     with _locked(path) as fd:
         start = _cut_torn_tail(fd)
-        try:
-            written = 0
-            while written < len(line):
-                written += os.write(fd, line[written:])
-            os.fsync(fd)
-        except BaseException:
-            # Not acknowledged: take the partial line back, or the next append would be glued to it.
-            os.ftruncate(fd, start)
-            os.fsync(fd)
-            raise
-    logger.warning("ledger database unreachable: %d decision(s) journaled to %s", len(entries), path)
-    return entries
+        journaled = _indexes.setdefault(path, _JournalIndex()).read(fd, start, key)
+        results: list[dict[str, Any] | None] = []
+        entries = []
+        for row in rows:
+            row_key = key(row)
+            earlier = journaled.get(row_key) if row_key is not None else None
+            if earlier is not None and repeat is not None:
+                results.append(repeat(earlier, row))
+            else:
+                entry = {**row, "journal_ref": str(uuid.uuid4())}
+                entries.append(entry)
+                results.append(None)
+        if entries:
+            line = (json.dumps(entries, default=_encode, allow_nan=False, separators=(",", ":")) + "\n").encode()
+            try:
+                written = 0
+                while written < len(line):
+                    written += os.write(fd, line[written:])
+                os.fsync(fd)
+            except BaseException:
+                # Not acknowledged: take the partial line back, or the next append would be glued to it.
+                os.ftruncate(fd, start)
+                os.fsync(fd)
+                raise
+            logger.warning("ledger database unreachable: %d decision(s) journaled to %s", len(entries), path)
+    fresh = iter(entries)
+    return [result if result is not None else {**next(fresh), "replayed": False} for result in results]
 
 
-def journal_replay(append: Callable[[list[dict[str, Any]]], int]) -> int:
+def quarantine_path(path: Path) -> Path:
+    """Where journaled rows that cannot go on the ledger as they are wait for an operator."""
+    return path.with_name(path.name + ".quarantine")
+
+
+def _quarantine(path: Path, set_aside: list[tuple[dict[str, Any], str]]) -> None:
+    """Append rows with their reasons to the quarantine file, durably, once each (by journal_ref)."""
+    target = quarantine_path(path)
+    kept = set()
+    if target.exists():
+        for line in target.read_text().splitlines():
+            try:
+                kept.add(json.loads(line)["entry"]["journal_ref"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    lines = [json.dumps({"reason": reason, "entry": row}, default=_encode, separators=(",", ":")) + "\n"
+             for row, reason in set_aside if row["journal_ref"] not in kept]
+    if not lines:
+        return
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(descriptor, "".join(lines).encode())
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    _fsync_directory(target.absolute().parent)
+    for row, reason in set_aside:
+        logger.error("journaled decision %s set aside in %s: %s", row["journal_ref"], target, reason)
+
+
+def journal_replay(append: Callable[[list[dict[str, Any]]], tuple[int, list[tuple[dict[str, Any], str]]]]) -> int:
     """Hand every journaled row, oldest first, to `append` (one transaction), then empty the file.
 
-    `append` returns how many rows it inserted (rows already in the ledger are skipped). If it
-    raises (the database is down again), the file is left as it was.
+    `append` returns how many rows it inserted (rows already in the ledger are skipped) and the rows
+    it set aside with their reasons, which go to the quarantine file (see quarantine_path) before
+    the journal is emptied. If it raises (the database is down again), the file is left as it was.
     """
     path = journal_path()
     if path is None:
@@ -166,19 +270,18 @@ def journal_replay(append: Callable[[list[dict[str, Any]]], int]) -> int:
         if _cut_torn_tail(fd) == 0:
             return 0
         os.lseek(fd, 0, os.SEEK_SET)
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
         rows = []
-        for number, line in enumerate(b"".join(chunks).splitlines(), start=1):
+        for number, line in enumerate(_read_all(fd).splitlines(), start=1):
             try:
                 rows.extend(_decode(entry) for entry in json.loads(line))
             except (ValueError, TypeError, KeyError) as exc:
                 raise JournalCorrupt(f"{path} line {number} cannot be read ({exc}); nothing was replayed. "
                                      "Move the file aside, repair or archive that line, and replay again.") from exc
-        inserted = append(rows)
+        inserted, set_aside = append(rows)
+        if set_aside:
+            _quarantine(path, set_aside)
         os.ftruncate(fd, 0)
         os.fsync(fd)
-    logger.warning("outage journal %s replayed: %d row(s) inserted, %d already in the ledger",
-                   path, inserted, len(rows) - inserted)
+    logger.warning("outage journal %s replayed: %d row(s) inserted, %d already in the ledger, %d set aside",
+                   path, inserted, len(rows) - inserted - len(set_aside), len(set_aside))
     return inserted

@@ -62,6 +62,7 @@ class PolicyState:
     global_mode: str
     symbol_modes: dict[str, str]
     overrides: dict[str, tuple[Override, ...]]  # newest first, not revoked; expiry checked at read
+    symbols_active: dict[str, bool]  # every registered symbol: whether it is active
 
     def effective(self, symbol: str, now: datetime) -> EffectivePolicy:
         override = next(
@@ -84,7 +85,8 @@ def _load_latest_all() -> dict[str, LatestFactor]:
 
 def _load_policy() -> PolicyState:
     global_mode = GlobalPolicy.objects.filter(pk=1).values_list("mode", flat=True).first()
-    symbol_modes = dict(Symbol.objects.exclude(mode="").values_list("name", "mode"))
+    symbols = list(Symbol.objects.values_list("name", "mode", "is_active"))
+    symbol_modes = {name: mode for name, mode, _ in symbols if mode}
     overrides: dict[str, list[Override]] = {}
     active = Override.objects.filter(revoked_at__isnull=True).filter(
         Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
@@ -95,6 +97,7 @@ def _load_policy() -> PolicyState:
         global_mode=global_mode or sizing_settings().default_mode,
         symbol_modes=symbol_modes,
         overrides={name: tuple(items) for name, items in overrides.items()},
+        symbols_active={name: active for name, _, active in symbols},
     )
 
 
@@ -138,6 +141,20 @@ class HotState:
     def latest_all(self) -> dict[str, LatestFactor]:
         self._ensure_fresh()
         return self._latest
+
+    def symbol_active(self, symbol: str) -> bool | None:
+        """True for an active symbol, False for an inactive one, None for one that is not registered.
+
+        A name this process has not seen is looked up once: a symbol registered by another process
+        is known here before the next poll would have told.
+        """
+        self._ensure_fresh()
+        active = self._policy.symbols_active.get(symbol)
+        if active is None:
+            active = Symbol.objects.filter(name=symbol).values_list("is_active", flat=True).first()
+            if active is not None:
+                self.invalidate()
+        return active
 
     def policy(self, symbol: str, now: datetime | None = None) -> EffectivePolicy:
         """The policy in force for symbol at `now` (default: this instant; sizing passes its decision time)."""

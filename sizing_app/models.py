@@ -369,6 +369,10 @@ class SizingDecision(AppendOnlyModel):
     prev_hash = models.CharField(max_length=64)
     row_hash = models.CharField(max_length=64)
 
+    # Not a column: set on the instances sizing returns; True when the order (caller, order_ref)
+    # had been sized before and this is its original decision, handed back instead of a new one.
+    replayed = False
+
     class Meta:
         constraints = [
             # Two writers that read the same chain head cannot both append: one gets an
@@ -377,6 +381,10 @@ class SizingDecision(AppendOnlyModel):
             # A journaled decision is replayed once, however often the replay is interrupted.
             models.UniqueConstraint(fields=["journal_ref"], condition=~models.Q(journal_ref=""),
                                     name="decision_journal_ref"),
+            # One decision per order: an engine retrying after a timeout gets the original size back
+            # (sizing looks the key up when its INSERT hits this index), never a second one.
+            models.UniqueConstraint(fields=["caller", "order_ref"], condition=~models.Q(order_ref=""),
+                                    name="decision_one_per_order"),
         ]
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="decision_created_id"),  # cursor pages, dates

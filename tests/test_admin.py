@@ -90,6 +90,7 @@ def build_ledger() -> Ledger:
                                  regime_multiplier=1.25, sharpe_multiplier=1.5, score=0.7, components=COMPONENTS)
     eth_snapshot = make_snapshot(make_symbol("ETHUSDC", mode="shadow"), as_of=now, size_factor=0.5, score=-0.9)
     make_snapshot(make_symbol("SOLUSDC"), as_of=now, size_factor=0.5, score=-0.9)
+    make_symbol("XRPUSDC")  # registered, never recomputed
     return Ledger(
         btc=btc, btc_snapshot=btc_snapshot, eth_snapshot=eth_snapshot,
         ord_1=size_decide("BTCUSDC", 1000.0, order_ref="ord-1", caller="engine-a"),

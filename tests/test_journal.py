@@ -19,7 +19,7 @@ from django.db import OperationalError, transaction
 from sizing_app import journal
 from sizing_app.models import SizingDecision
 from sizing_app.services import decisions as decision_service
-from sizing_app.signal_generator import SizingUnavailable, size_decide, size_decide_batch, size_for
+from sizing_app.signal_generator import SizingInsideTransaction, SizingUnavailable, size_decide, size_decide_batch, size_for
 from tests.factories import make_snapshot, make_symbol
 from tests.integration.conftest import empty_append_only_tables  # noqa: F401  (autouse: SQLite flush)
 
@@ -239,7 +239,8 @@ def test_without_a_journal_the_outage_fails_closed(market, settings, outage):
 
 def test_inside_a_callers_transaction_the_outage_is_not_journaled(market, journal_file, outage):
     outage.down = True
-    with pytest.raises(SizingUnavailable), transaction.atomic():
+    # Refused before anything: inside the caller's transaction no size is handed out at all.
+    with pytest.raises(SizingInsideTransaction), transaction.atomic():
         size_for("BTCUSDC", 1.0)
     assert not journal_file.exists() or journal_file.read_bytes() == b""
 
@@ -285,9 +286,8 @@ def test_inside_a_callers_transaction_the_journal_is_not_replayed(market, journa
     size_for("BTCUSDC", 1.0, order_ref="j1")
     saved = journal_file.read_bytes()
     outage.down = False
-    with pytest.raises(RuntimeError, match="rolled back"), transaction.atomic():
+    with pytest.raises(SizingInsideTransaction), transaction.atomic():
         size_for("BTCUSDC", 1.0, order_ref="inside")
-        raise RuntimeError("the caller's transaction is rolled back")
     assert journal_file.read_bytes() == saved  # still there for the next autocommit call
     size_for("BTCUSDC", 1.0, order_ref="after")
     assert list(SizingDecision.objects.order_by("seq").values_list("order_ref", flat=True)) == ["j1", "after"]

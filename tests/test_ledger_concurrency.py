@@ -17,6 +17,7 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 from django.db import connection
+from tests.factories import make_symbol
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -54,6 +55,14 @@ for line in sys.stdin:
             except Exception as exc:  # reported, not fatal: the test says which calls failed and why
                 failures.append(f"{order_ref}: {type(exc).__name__}: {exc}"[:300])
         print(json.dumps({"sized": sized, "failures": failures}), flush=True)
+    elif "repeat" in command:  # the same orders as every other worker: an engine's retries racing
+        sizes, failures = {}, []
+        for order_ref in command["repeat"]:
+            try:
+                sizes[order_ref] = size_for("BTCUSDC", 100.0, order_ref=order_ref, caller="retrying-engine")
+            except Exception as exc:
+                failures.append(f"{order_ref}: {type(exc).__name__}: {exc}"[:300])
+        print(json.dumps({"sizes": sizes, "failures": failures}), flush=True)
     elif "check" in command:
         out = io.StringIO()
         try:
@@ -71,7 +80,9 @@ for line in sys.stdin:
 
 @pytest.fixture
 def shared_database_url(transactional_db, tmp_path):
-    """A DATABASE_URL every process can open, holding the migrated (empty) test schema."""
+    """A DATABASE_URL every process can open, holding the migrated test schema and the symbols raced on."""
+    for name in ("BTCUSDC", "ETHUSDC", "SOLUSDC"):
+        make_symbol(name)
     if connection.vendor == "postgresql":
         params = connection.settings_dict
         user = quote(params["USER"] or "") + (f":{quote(params['PASSWORD'])}" if params["PASSWORD"] else "")
@@ -184,3 +195,15 @@ def test_concurrent_processes_keep_every_chain_unbroken(workers):
     _assert_chains(workers, expected)
     # Integrity holds whatever happens; a size_for that raises under contention is a bug as well.
     assert failures == [], f"{len(failures)} of {2 * PROCESSES * CALLS} size_for calls raised, e.g. {failures[:3]}"
+
+
+def test_processes_repeating_the_same_orders_at_once_size_each_order_once(workers):
+    refs = [f"retry-{index}" for index in range(CALLS)]
+    answers = workers.run([{"repeat": refs}] * PROCESSES)
+    assert [answer["failures"] for answer in answers] == [[]] * PROCESSES
+    # Every caller got the same size for each order: the one on the ledger, recorded once.
+    assert all(answer["sizes"] == answers[0]["sizes"] for answer in answers)
+    (report,) = workers.run([{"check": True}])
+    chain = report["chains"]["BTCUSDC"]
+    assert sorted(ref for _, ref in chain) == sorted(refs)
+    assert [seq for seq, _ in chain] == list(range(1, CALLS + 1)) and report["status"] == 0

@@ -4,11 +4,14 @@ from django.db import InterfaceError, OperationalError
 
 from sizing_app.models import SizingDecision
 from sizing_app.signal_generator import SizingUnavailable, size_decide_batch, size_for
+from tests.factories import make_symbol
 from tests.integration.conftest import empty_append_only_tables  # noqa: F401  (SQLite flush after commits)
 
 
 @pytest.mark.parametrize("error", [OperationalError("server closed the connection"), InterfaceError("closed")])
 def test_database_outage_raises_sizing_unavailable_and_records_nothing(monkeypatch, error):
+    make_symbol("BTCUSDC"), make_symbol("ETHUSDC")
+
     def broken_insert(db, chained, texts):
         raise error
 

@@ -9,13 +9,13 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ..services.decisions import SizingUnavailable
+from ..errors import SizingUnavailable
+from ..services.decisions import ledger_unreachable
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +50,11 @@ def _translate(exc: Exception) -> Exception:
         return exceptions.NotFound()
     if isinstance(exc, DjangoPermissionDenied):
         return exceptions.PermissionDenied()
-    if isinstance(exc, (SizingUnavailable, OperationalError, InterfaceError)):
-        # The database is down: the client may retry; it must not read this as its own mistake.
+    if isinstance(exc, SizingUnavailable) or ledger_unreachable(exc):
+        # The database is down or read-only: the client may retry; it must not read this as its own mistake.
         logger.warning("answering 503: %s", exc)
-        return ServiceUnavailable()
+        return ServiceUnavailable("The ledger cannot record a decision now (its database is unreachable or "
+                                  "read-only): nothing was sized or written. Retry shortly.")
     return exc
 
 
@@ -93,6 +94,8 @@ def exception_handler(exc, context):
         message, details = "The request is invalid; see details.", response.data
     if isinstance(exc, exceptions.Throttled):
         details = {"retry_after": exc.wait}
+    if isinstance(exc, ServiceUnavailable):
+        response["Retry-After"] = "1"
     response.data = error_body(_code(exc), message, details)
     return response
 

@@ -12,6 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import SYMBOL_PATTERN
+from ..validation import gross_target_error
 
 SYMBOL_EXAMPLE = "BTCUSDC"
 
@@ -120,3 +121,36 @@ class StrictBooleanField(serializers.BooleanField):
         if not isinstance(data, bool):
             self.fail("invalid", input=data)
         return data
+
+
+@extend_schema_field({"type": "number", "minimum": 0, "description":
+                      "0, or a positive normal number up to SIZING_MAX_GROSS (default 1e15)."})
+class GrossTargetField(serializers.Field):
+    """gross_target, checked by the same rule, with the same message, as size_for and `manage.py size`."""
+
+    default_error_messages = {"null": gross_target_error(None)}
+
+    def to_internal_value(self, data):
+        problem = gross_target_error(data)
+        if problem is not None:
+            raise serializers.ValidationError(problem)
+        return float(data) + 0.0
+
+    def to_representation(self, value):
+        return value
+
+
+class StrictInputSerializer(serializers.Serializer):
+    """A request body's object: a field it does not declare is a 400 naming it, never silently dropped.
+
+    A misspelt "order_ref" would otherwise be lost, and the order sized without its idempotency key.
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                allowed = ", ".join(self.fields)
+                raise serializers.ValidationError(
+                    {str(name)[:100]: [f"Unknown field (allowed: {allowed})."] for name in unknown[:20]})
+        return super().to_internal_value(data)

@@ -14,8 +14,8 @@ from django.utils import timezone
 from ..metrics import bars_per_year
 from ..models import Mode, Order, Override, RecomputeRun, Side, SizingDecision, SizingSnapshot, Symbol
 from ..validation import MAX_TEXT
-from .fields import (FiniteFloatField, MoneyField, StrictBooleanField, StrictCharField, SymbolField, TextField,
-                     UtcDateTimeField)
+from .fields import (FiniteFloatField, GrossTargetField, MoneyField, StrictBooleanField, StrictCharField,
+                     StrictInputSerializer, SymbolField, TextField, UtcDateTimeField)
 
 MAX_SIZE_BATCH = 1000
 
@@ -47,21 +47,38 @@ class ComponentsField(serializers.JSONField):
     pass
 
 
+class LatestOverrideSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    pinned_factor = serializers.FloatField(allow_null=True, help_text="The factor pinned instead of the persisted one.")
+    mode = serializers.CharField(help_text='The mode pinned ("" when the override pins only a factor).')
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
 class LatestFactorOutputSerializer(serializers.Serializer):
+    """What size_for applies to the symbol now: final size = gross target x total_multiplier."""
+
     symbol = serializers.CharField()
     snapshot_id = serializers.IntegerField()
     as_of = serializers.DateTimeField(help_text="Start of the snapshot's recompute bucket.")
-    age_seconds = serializers.FloatField(help_text="Seconds since as_of.")
-    stale = serializers.BooleanField(help_text="Older than SIZING_MAX_AGE_SECONDS: sizing uses 1.0 instead.")
     status = serializers.ChoiceField(choices=SizingSnapshot.Status.choices)
     score = serializers.FloatField()
-    size_factor = serializers.FloatField(help_text="Persisted intelligence factor (before policy).")
-    inverse_vol_multiplier = serializers.FloatField()
-    regime_multiplier = serializers.FloatField()
-    sharpe_multiplier = serializers.FloatField()
+    size_factor = serializers.FloatField(help_text="The snapshot's persisted intelligence factor, before policy.")
     sharpe_7d = serializers.FloatField(allow_null=True)
     atr_regime_ratio = serializers.FloatField(allow_null=True)
     components = ComponentsField()
+    mode = serializers.ChoiceField(choices=Mode.choices, help_text="The mode in force (override, symbol, global).")
+    override = LatestOverrideSerializer(allow_null=True, help_text="The active override, if any.")
+    stale = serializers.BooleanField(help_text="Too old (SIZING_MAX_AGE_SECONDS) to trust: the factor falls back to 1.0.")
+    fallback_reason = serializers.CharField(allow_blank=True, help_text='Why a neutral factor is used ("" if none).')
+    intel_factor = serializers.FloatField(
+        help_text="The factor proposed: persisted or pinned, within the clamp in force (1.0 when stale).")
+    applied_factor = serializers.FloatField(help_text="The factor multiplied in: intel_factor in live mode, else 1.0.")
+    inverse_vol_multiplier = serializers.FloatField()
+    regime_multiplier = serializers.FloatField()
+    sharpe_multiplier = serializers.FloatField()
+    total_multiplier = serializers.FloatField(
+        help_text="inverse_vol x regime x sharpe x applied_factor: final size / gross target.")
+    age_seconds = serializers.FloatField(help_text="Seconds since as_of.")
 
 
 class SnapshotOutputSerializer(serializers.ModelSerializer):
@@ -77,27 +94,40 @@ class SnapshotOutputSerializer(serializers.ModelSerializer):
 class DecisionOutputSerializer(serializers.ModelSerializer):
     snapshot_id = serializers.IntegerField(allow_null=True)
     override_id = serializers.IntegerField(allow_null=True)
+    replayed = serializers.BooleanField(
+        read_only=True, help_text="True when this order (caller, order_ref) was sized before: the original decision.")
 
     class Meta:
         model = SizingDecision
         fields = [
             "id", "seq", "created_at", "symbol", "gross_target", "inverse_vol_size", "regime_multiplier",
             "sharpe_multiplier", "intel_factor", "applied_factor", "final_size", "mode", "stale",
-            "fallback_reason", "snapshot_id", "score", "override_id", "order_ref", "caller", "prev_hash",
-            "row_hash",
+            "fallback_reason", "snapshot_id", "score", "override_id", "order_ref", "caller", "journal_ref",
+            "prev_hash", "row_hash", "replayed",
         ]
 
 
-class SizeInputSerializer(serializers.Serializer):
-    symbol = SymbolField(help_text="A known symbol, e.g. BTCUSDC.")
-    gross_target = FiniteFloatField(min_value=0, help_text="The engine's gross target size (>= 0).")
+NEUTRAL_IF_UNKNOWN_HELP = ("Size an unknown or inactive symbol at x1.0 instead of refusing it (an unknown one is "
+                           "registered, so it is recomputed from then on). Default false: refused with a 400.")
+
+
+class OrderInputSerializer(StrictInputSerializer):
+    symbol = SymbolField(help_text="A registered, active symbol, e.g. BTCUSDC.")
+    gross_target = GrossTargetField(help_text="The engine's gross target size: 0, or a positive normal number up to "
+                                              "SIZING_MAX_GROSS (default 1e15).")
     order_ref = TextField(max_length=MAX_TEXT["order_ref"], required=False, allow_blank=True, default="",
-                          help_text="The engine's order reference, kept on the ledger row.")
+                          help_text="The engine's order reference, kept on the ledger row; with it, a retry of the "
+                                    "same order returns the original decision instead of sizing twice.")
 
 
-class SizeBatchInputSerializer(serializers.Serializer):
-    orders = SizeInputSerializer(many=True, min_length=1, max_length=MAX_SIZE_BATCH,
-                                 help_text=f"1 to {MAX_SIZE_BATCH} orders, sized all or none.")
+class SizeInputSerializer(OrderInputSerializer):
+    neutral_if_unknown = StrictBooleanField(required=False, default=False, help_text=NEUTRAL_IF_UNKNOWN_HELP)
+
+
+class SizeBatchInputSerializer(StrictInputSerializer):
+    orders = OrderInputSerializer(many=True, min_length=1, max_length=MAX_SIZE_BATCH,
+                                  help_text=f"1 to {MAX_SIZE_BATCH} orders, sized all or none.")
+    neutral_if_unknown = StrictBooleanField(required=False, default=False, help_text=NEUTRAL_IF_UNKNOWN_HELP)
 
 
 # Execution health --------------------------------------------------------------------------------
@@ -189,7 +219,7 @@ def _positive(value: Decimal | float | None, name: str):
         raise serializers.ValidationError({name: "Must be greater than zero."})
 
 
-class FillRowSerializer(serializers.Serializer):
+class FillRowSerializer(StrictInputSerializer):
     """One exchange fill. Key: (symbol, trade_id)."""
 
     symbol = SymbolField()
@@ -213,7 +243,7 @@ class FillRowSerializer(serializers.Serializer):
         return attrs
 
 
-class OrderRowSerializer(serializers.Serializer):
+class OrderRowSerializer(StrictInputSerializer):
     """One order, new or updated. Key: (symbol, client_order_id)."""
 
     symbol = SymbolField()
@@ -241,7 +271,7 @@ class OrderRowSerializer(serializers.Serializer):
         return attrs
 
 
-class CandleRowSerializer(serializers.Serializer):
+class CandleRowSerializer(StrictInputSerializer):
     """One OHLCV bar. Key: (symbol, interval, open_time)."""
 
     symbol = SymbolField()
@@ -307,11 +337,11 @@ class PolicyOutputSerializer(serializers.Serializer):
     symbols = SymbolModeSerializer(many=True, help_text="Every symbol with its own mode.")
 
 
-class GlobalModeInputSerializer(serializers.Serializer):
+class GlobalModeInputSerializer(StrictInputSerializer):
     mode = serializers.ChoiceField(choices=Mode.choices)
 
 
-class SymbolModeInputSerializer(serializers.Serializer):
+class SymbolModeInputSerializer(StrictInputSerializer):
     mode = serializers.ChoiceField(choices=[*Mode.choices, ("", "follow the global mode")],
                                    help_text='live, shadow, off, or "" to follow the global mode.')
 
@@ -327,7 +357,7 @@ class OverrideOutputSerializer(serializers.ModelSerializer):
                   "revoked_at", "active"]
 
 
-class OverrideCreateInputSerializer(serializers.Serializer):
+class OverrideCreateInputSerializer(StrictInputSerializer):
     symbol = SymbolField()
     pinned_factor = FiniteFloatField(required=False, allow_null=True, default=None,
                                      help_text="Factor to use instead of the persisted one (within the clamp).")

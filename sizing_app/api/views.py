@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from csp.decorators import csp_update
-from django.db.models import BooleanField, ExpressionWrapper, OuterRef, Q, Subquery
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.http import Http404, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -27,14 +27,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import signal_generator, tasks
-from ..conf import sizing_settings, snapshot_is_stale
+from ..errors import OrderRefConflict, UnknownSymbol
+from ..conf import sizing_settings
 from ..latest import hot_state
+from ..terms import SizingTerms, sizing_terms
 from ..models import SYMBOL_PATTERN, GlobalPolicy, Override, RecomputeRun, SizingDecision, SizingSnapshot, Symbol
 from ..services import policy as policy_service
 from ..utils.execution_health import compute_execution_health
 from . import ingest
 from . import serializers as s
-from .errors import ServiceUnavailable, error_body
+from .errors import Conflict, ServiceUnavailable, error_body
 from .filters import DecisionFilter, RunFilter, SnapshotFilter
 from .pagination import (DecisionCursorPagination, RunCursorPagination, SnapshotCursorPagination,
                          StrictLimitOffsetPagination)
@@ -143,18 +145,80 @@ class SymbolListView(ApiView):
 
 
 # Factors -------------------------------------------------------------------------------------------
-LATEST_COLUMNS = ("symbol__name", "id", "as_of", "status", "score", "size_factor", "inverse_vol_multiplier",
-                  "regime_multiplier", "sharpe_multiplier", "sharpe_7d", "atr_regime_ratio", "components")
-
-
 def _drf_datetime(moment) -> str:
     text = moment.isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def _latest_payload(values: dict, now) -> dict:
-    age = (now - values["as_of"]).total_seconds()
-    return {**values, "age_seconds": age, "stale": snapshot_is_stale(age)}
+def _json(value) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class LatestJSON:
+    """Per-process cache of the latest-factor JSON: what LatestFactorOutputSerializer + JSONRenderer give.
+
+    A snapshot's own fields never change (snapshots are append-only), so their JSON is cached per
+    snapshot; the policy-applied terms are cached per value; only age_seconds is rendered per request.
+    """
+
+    def __init__(self, max_entries: int = 10_000):
+        self._prefixes: dict[tuple, str] = {}
+        self._terms: dict[tuple, str] = {}
+        self._max_entries = max_entries
+
+    def render(self, terms: SizingTerms, now) -> str:
+        latest = terms.latest
+        # Ids alone would do in production; the extra fields keep a restored or rolled-back database
+        # (whose ids can come again) from ever serving another snapshot's JSON.
+        key = (latest.snapshot_id, latest.symbol, latest.as_of, latest.size_factor, latest.score)
+        prefix = self._prefixes.get(key)
+        if prefix is None:
+            prefix = _json({
+                "symbol": latest.symbol, "snapshot_id": latest.snapshot_id, "as_of": _drf_datetime(latest.as_of),
+                "status": latest.status, "score": latest.score, "size_factor": latest.size_factor,
+                "sharpe_7d": latest.sharpe_7d, "atr_regime_ratio": latest.atr_regime_ratio,
+                "components": latest.components,
+            })[:-1]
+            self._prefixes = self._bounded(self._prefixes)
+            self._prefixes[key] = prefix
+        override = terms.override
+        terms_key = (key, terms.mode, None if override is None else (override.pk, override.pinned_factor,
+                                                                     override.mode, override.expires_at),
+                     terms.stale, terms.fallback_reason, terms.intel_factor, terms.applied_factor,
+                     terms.inverse_vol_multiplier, terms.regime_multiplier, terms.sharpe_multiplier)
+        middle = self._terms.get(terms_key)
+        if middle is None:
+            middle = _json({
+                "mode": terms.mode,
+                "override": None if override is None else {
+                    "id": override.pk, "pinned_factor": override.pinned_factor, "mode": override.mode,
+                    "expires_at": None if override.expires_at is None else _drf_datetime(override.expires_at),
+                },
+                "stale": terms.stale, "fallback_reason": terms.fallback_reason,
+                "intel_factor": terms.intel_factor, "applied_factor": terms.applied_factor,
+                "inverse_vol_multiplier": terms.inverse_vol_multiplier,
+                "regime_multiplier": terms.regime_multiplier, "sharpe_multiplier": terms.sharpe_multiplier,
+                "total_multiplier": terms.total_multiplier,
+            })[1:-1]
+            self._terms = self._bounded(self._terms)
+            self._terms[terms_key] = middle
+        return f'{prefix},{middle},"age_seconds":{json.dumps((now - latest.as_of).total_seconds())}}}'
+
+    def _bounded(self, cache: dict) -> dict:
+        return {} if len(cache) >= self._max_entries else cache
+
+    def clear(self) -> None:
+        self._prefixes, self._terms = {}, {}
+
+
+latest_json = LatestJSON()
+
+
+def _latest_terms(symbol: str, now) -> SizingTerms | None:
+    """What size_for would apply to an active symbol with a snapshot, or None."""
+    if not _SYMBOL_RE.fullmatch(symbol) or hot_state.latest(symbol) is None or hot_state.symbol_active(symbol) is not True:
+        return None
+    return sizing_terms(symbol, now)
 
 
 class LatestFactorListView(ApiView):
@@ -162,56 +226,12 @@ class LatestFactorListView(ApiView):
 
     @extend_schema(operation_id="factors_latest_list", tags=["factors"],
                    responses=s.LatestFactorOutputSerializer(many=True),
-                   summary="Latest snapshot of every active symbol that has one (one query).")
+                   summary="What sizing applies now to every active symbol that has a snapshot (hot state, no query).")
     def get(self, request):
-        newest = SizingSnapshot.objects.filter(symbol_id=OuterRef("pk")).order_by("-as_of", "-id").values("id")[:1]
-        latest_ids = Symbol.objects.filter(is_active=True).annotate(latest_id=Subquery(newest)).values("latest_id")
-        rows = (SizingSnapshot.objects.filter(id__in=latest_ids).order_by("symbol__name")
-                .values_list(*LATEST_COLUMNS))
         now = timezone.now()
-        payload = []
-        for row in rows:
-            values = dict(zip(("symbol", "snapshot_id", *LATEST_COLUMNS[2:]), row))
-            payload.append(_latest_payload(values, now))
-        return Response(s.LatestFactorOutputSerializer(payload, many=True).data)
-
-
-class LatestJSON:
-    """Per-process cache of a snapshot's JSON, all but age_seconds and stale (which move with the clock).
-
-    Snapshots are append-only, so a snapshot id's JSON never changes: entries need no invalidation.
-    """
-
-    def __init__(self, max_entries: int = 10_000):
-        self._prefixes: dict[tuple, str] = {}
-        self._max_entries = max_entries
-
-    def render(self, latest, now) -> str:
-        # Ids alone would do in production; the extra fields keep a restored or rolled-back database
-        # (whose ids can come again) from ever serving another snapshot's JSON.
-        key = (latest.snapshot_id, latest.symbol, latest.as_of, latest.size_factor, latest.score)
-        prefix = self._prefixes.get(key)
-        if prefix is None:
-            static = {
-                "symbol": latest.symbol, "snapshot_id": latest.snapshot_id, "as_of": _drf_datetime(latest.as_of),
-                "status": latest.status, "score": latest.score, "size_factor": latest.size_factor,
-                "inverse_vol_multiplier": latest.inverse_vol_multiplier,
-                "regime_multiplier": latest.regime_multiplier, "sharpe_multiplier": latest.sharpe_multiplier,
-                "sharpe_7d": latest.sharpe_7d, "atr_regime_ratio": latest.atr_regime_ratio,
-                "components": latest.components,
-            }
-            prefix = json.dumps(static, separators=(",", ":"), ensure_ascii=False)[:-1]
-            if len(self._prefixes) >= self._max_entries:
-                self._prefixes.clear()
-            self._prefixes[key] = prefix
-        age = (now - latest.as_of).total_seconds()
-        return f'{prefix},"age_seconds":{json.dumps(age)},"stale":{"true" if snapshot_is_stale(age) else "false"}}}'
-
-    def clear(self) -> None:
-        self._prefixes = {}
-
-
-latest_json = LatestJSON()
+        bodies = [latest_json.render(terms, now) for name in sorted(hot_state.latest_all())
+                  if (terms := _latest_terms(name, now)) is not None]
+        return HttpResponse("[" + ",".join(bodies) + "]", content_type="application/json")
 
 
 class LatestFactorDetailView(ApiView):
@@ -219,16 +239,21 @@ class LatestFactorDetailView(ApiView):
 
     @extend_schema(operation_id="factors_latest_detail", tags=["factors"], parameters=[SYMBOL_PARAMETER],
                    responses=s.LatestFactorOutputSerializer,
-                   summary="A symbol's latest snapshot, from the per-process hot state (no query when warm).")
+                   summary="What sizing applies now to a symbol: the factor after policy, the stack, the total "
+                           "(per-process hot state, no query when warm).")
     def get(self, request, symbol: str):
-        latest = hot_state.latest(symbol) if _SYMBOL_RE.fullmatch(symbol) else None
-        if latest is None:
+        now = timezone.now()
+        terms = _latest_terms(symbol, now)
+        if terms is None:
             _known_symbol_or_404(symbol)
-            raise NotFound(f"{symbol} has no snapshot yet.", code="no_snapshot")
+            if hot_state.symbol_active(symbol) is False:
+                raise NotFound(f"{symbol} is inactive: sizing refuses it unless asked to size it neutrally.",
+                               code="inactive_symbol")
+            raise NotFound(f"{symbol} has no snapshot yet: sizing applies x1.0 (fallback no_snapshot).",
+                           code="no_snapshot")
         # The engine's hot read skips the serializer and DRF's renderer (most of its cost); the JSON is
         # what LatestFactorOutputSerializer + JSONRenderer produce, byte for byte (a test pins it).
-        body = latest_json.render(latest, timezone.now())
-        return HttpResponse(body, content_type="application/json")
+        return HttpResponse(latest_json.render(terms, now), content_type="application/json")
 
 
 class FactorHistoryView(ApiGenericView):
@@ -272,45 +297,65 @@ class DecisionDetailView(ApiView):
         return Response(s.DecisionOutputSerializer(decision).data)
 
 
+def _sized(function, *, unknown_detail=lambda exc: {"symbol": [str(exc)]}, **kwargs):
+    """A sizing service call, its refusals as the API's errors: unknown symbol 400, order_ref reused 409."""
+    try:
+        return function(**kwargs)
+    except UnknownSymbol as exc:
+        raise ValidationError(unknown_detail(exc)) from None
+    except OrderRefConflict as exc:
+        raise Conflict(str(exc), code="order_ref_conflict") from None
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
 class SizeView(ApiView):
     operations = {"POST": "size_create"}
+    error_statuses = {"POST": (409, 503)}
 
     @extend_schema(operation_id="size_create", tags=["sizing"], request=s.SizeInputSerializer,
-                   responses={201: s.DecisionOutputSerializer}, examples=[SIZE_EXAMPLE],
-                   summary="Size one order: the stack times the persisted factor, recorded on the ledger.")
+                   responses={201: s.DecisionOutputSerializer, 200: s.DecisionOutputSerializer},
+                   examples=[SIZE_EXAMPLE],
+                   summary="Size one order: the stack times the persisted factor, recorded on the ledger.",
+                   description="201: a new decision. 200: this caller sized this order_ref before with the same "
+                               "symbol and gross target: the original decision, `replayed: true`, nothing written "
+                               "(retrying after a timeout is safe). 409 `order_ref_conflict`: the order_ref was "
+                               "sized with other inputs, nothing written. 503: the ledger cannot record now, nothing "
+                               "written; retry.")
     def post(self, request):
         data = _valid(s.SizeInputSerializer, request.data)
-        if not Symbol.objects.filter(name=data["symbol"]).exists():
-            raise ValidationError({"symbol": [f"Unknown symbol {data['symbol']!r}."]})
-        decision = _service_call(
+        decision = _sized(
             signal_generator.size_decide, symbol=data["symbol"], gross_target=data["gross_target"],
-            order_ref=data["order_ref"], caller=_caller(request),
+            order_ref=data["order_ref"], caller=_caller(request), neutral_if_unknown=data["neutral_if_unknown"],
             journal=False,  # a response promises a ledger row (its id); a database outage is a 503
         )
-        return Response(s.DecisionOutputSerializer(decision).data, status=status.HTTP_201_CREATED)
+        return Response(s.DecisionOutputSerializer(decision).data,
+                        status=status.HTTP_200_OK if decision.replayed else status.HTTP_201_CREATED)
 
 
 class SizeBatchView(ApiView):
     operations = {"POST": "size_batch_create"}
+    error_statuses = {"POST": (409, 503)}
 
     @extend_schema(operation_id="size_batch_create", tags=["sizing"], request=s.SizeBatchInputSerializer,
-                   responses={201: s.DecisionOutputSerializer(many=True)},
-                   summary="Size up to 1000 orders in one transaction: every decision recorded, or none.")
+                   responses={201: s.DecisionOutputSerializer(many=True), 200: s.DecisionOutputSerializer(many=True)},
+                   summary="Size up to 1000 orders in one transaction: every decision recorded, or none.",
+                   description="Orders already sized by this caller (same order_ref, symbol and gross target) come "
+                               "back as their original decisions, `replayed: true`; 200 when every order was one, "
+                               "else 201. Any order_ref sized with other inputs: 409, nothing written.")
     def post(self, request):
-        orders = _valid(s.SizeBatchInputSerializer, request.data)["orders"]
-        names = {order["symbol"] for order in orders}
-        known = set(Symbol.objects.filter(name__in=names).values_list("name", flat=True))
-        if names - known:
-            raise ValidationError({"orders": [
-                {} if order["symbol"] in known else {"symbol": [f"Unknown symbol {order['symbol']!r}."]}
-                for order in orders
-            ]})
-        decisions = _service_call(
+        data = _valid(s.SizeBatchInputSerializer, request.data)
+        orders = data["orders"]
+        decisions = _sized(
             signal_generator.size_decide_batch,
             orders=[(order["symbol"], order["gross_target"], order["order_ref"]) for order in orders],
-            caller=_caller(request), journal=False,
+            caller=_caller(request), neutral_if_unknown=data["neutral_if_unknown"], journal=False,
+            unknown_detail=lambda exc: {"orders": [{"symbol": [str(exc)]} if order["symbol"] == exc.symbol else {}
+                                                   for order in orders]},
         )
-        return Response(s.DecisionOutputSerializer(decisions, many=True).data, status=status.HTTP_201_CREATED)
+        every_one_replayed = all(decision.replayed for decision in decisions)
+        return Response(s.DecisionOutputSerializer(decisions, many=True).data,
+                        status=status.HTTP_200_OK if every_one_replayed else status.HTTP_201_CREATED)
 
 
 # Execution health ----------------------------------------------------------------------------------

@@ -14,14 +14,15 @@ from collections import Counter
 from typing import Any, NamedTuple
 
 from django.db import (
-    DEFAULT_DB_ALIAS, IntegrityError, InterfaceError, NotSupportedError, OperationalError, ProgrammingError,
-    connections, transaction,
+    DEFAULT_DB_ALIAS, IntegrityError, InterfaceError, InternalError, NotSupportedError, OperationalError,
+    ProgrammingError, connections, transaction,
 )
 from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
 
 from ..conf import sizing_settings
+from ..errors import OrderRefConflict, SizingError, SizingInsideTransaction, SizingUnavailable
 from ..journal import JournalCorrupt, journal_append, journal_path, journal_pending, journal_replay
 from ..latest import hot_state
 from ..ledger import GENESIS_HASH, HASHED_FIELDS, canonical_row, canonical_times, text_hash
@@ -30,18 +31,38 @@ from ..selectors import EffectivePolicy
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["OrderRefConflict", "SizingError", "SizingInsideTransaction", "SizingUnavailable"]
+
 CHAIN_RETRIES = 20
+# SQLSTATE 25006: the server is a read-only standby (a failover in progress) or the session is read-only.
+_READ_ONLY_SQLSTATE = "25006"
 
 
-class SizingUnavailable(RuntimeError):
-    """The ledger could not record the decision, so no size is given: sizing fails closed.
+def ledger_unreachable(exc: BaseException) -> bool:
+    """Whether a database error means "no ledger row can be written now": an outage, not a bug.
 
-    The engine catches this and decides what to do (retry, skip the order, use its own fallback).
+    Unreachable, reset, shut down by the administrator, serialization failures past their retries
+    (all OperationalError or InterfaceError), and a read-only database (InternalError 25006), which is
+    what a failover to a standby looks like.
     """
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    return isinstance(exc, InternalError) and getattr(exc.__cause__, "sqlstate", None) == _READ_ONLY_SQLSTATE
 
 
-class SizingError(ValueError):
-    """A stack step returned something that is not a finite, non-negative multiplier."""
+def refuse_caller_transaction(db) -> None:
+    """SizingInsideTransaction when the caller holds an open transaction.atomic() on the ledger's database.
+
+    Inside it the ledger row would commit, or roll back, with the caller's transaction, after the
+    size was handed out: a rollback would leave a size with no row. Django's own test-case
+    transactions (which wrap a whole test and are never committed) are not the caller's.
+    """
+    if db.in_atomic_block and any(not getattr(block, "_from_testcase", False) for block in db.atomic_blocks):
+        raise SizingInsideTransaction(
+            "size_for cannot run inside transaction.atomic(): its size is handed out only once the ledger row "
+            "is committed, and the caller's transaction could still roll that row back. Size outside the "
+            "atomic block (before it, or in transaction.on_commit)."
+        )
 
 
 class ChainHeads:
@@ -352,30 +373,99 @@ def _append(db, chained: list[dict[str, Any]], texts: list[str]) -> list[int]:
     return _insert(db, chained, texts)
 
 
-def _append_to_chains(db, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[int]]:
-    """Chain the rows onto their symbols' heads and insert them: (chained rows, their ids)."""
+def order_key(row: dict[str, Any]) -> tuple[str, str] | None:
+    """The idempotency key of a decision: (caller, order_ref), or None when it has no order_ref."""
+    return (row["caller"], row["order_ref"]) if row["order_ref"] else None
+
+
+def same_order(original: dict[str, Any], row: dict[str, Any]) -> bool:
+    """A repeat of an order: the same key, symbol and gross target (its sizing may differ by time)."""
+    return original["symbol"] == row["symbol"] and original["gross_target"] == row["gross_target"]
+
+
+def conflict(original: dict[str, Any], row: dict[str, Any], where: str) -> OrderRefConflict:
+    return OrderRefConflict(
+        f"order_ref {row['order_ref']!r} was already sized for {original['symbol']} with gross_target "
+        f"{original['gross_target']!r} ({where}); this request has {row['symbol']} {row['gross_target']!r}. "
+        "Nothing was written: send a new order_ref for a new order, or the same inputs to get the original size.",
+        decision_id=original.get("id"), journal_ref=original.get("journal_ref") or "",
+    )
+
+
+def _ledger_originals(keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The ledger rows already holding these (caller, order_ref) keys (the unique index allows one each)."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    by_caller: dict[str, list[str]] = {}
+    for caller, order_ref in keys:
+        by_caller.setdefault(caller, []).append(order_ref)
+    for caller, refs in by_caller.items():
+        for start in range(0, len(refs), _REPLAY_LOOKUP_BATCH):
+            rows = SizingDecision.objects.filter(caller=caller, order_ref__in=refs[start:start + _REPLAY_LOOKUP_BATCH])
+            for row in rows.values(*_MODEL_NAMES):
+                found[caller, row["order_ref"]] = row
+    return found
+
+
+def _repeats(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """{index of a row that repeats an order already on the ledger: that original row}.
+
+    OrderRefConflict when a key is on the ledger with other inputs: then nothing is written.
+    """
+    keys = {key for row in rows if (key := order_key(row)) is not None}
+    if not keys:
+        return {}
+    originals = _ledger_originals(keys)
+    repeats = {}
+    for index, row in enumerate(rows):
+        original = originals.get(order_key(row)) if row["order_ref"] else None
+        if original is None:
+            continue
+        if not same_order(original, row):
+            raise conflict(original, row, f"ledger decision {original['id']}")
+        repeats[index] = {**original, "replayed": True}
+    return repeats
+
+
+def _append_to_chains(db, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chain the rows onto their symbols' heads and insert them; each comes back with its "id".
+
+    A row whose (caller, order_ref) is already on the ledger is not inserted again: the original
+    row comes back in its place, marked "replayed" (OrderRefConflict if its inputs differ).
+    """
     symbols = {row["symbol"] for row in rows}
     heads = {symbol: chain_heads.get(symbol) for symbol in symbols}
     for attempt in range(CHAIN_RETRIES):
         try:
             if attempt == 0:
-                # Fast path: one INSERT on the heads this process saw last.
+                # Fast path: one INSERT on the heads this process saw last. A repeated order_ref
+                # fails it on the unique (caller, order_ref) index, like a stale head does.
                 chained, texts = _chain(rows, heads)
-                return chained, _append(db, chained, texts)
-            # Another writer appended first. Racing again can lose again, without end under
-            # load: queue on the chains' locks instead, then read the heads and append.
+                return _inserted(chained, _append(db, chained, texts))
+            # Another writer appended first, or an order was sized before. Racing again can lose
+            # again, without end under load: queue on the chains' locks instead, then look for
+            # the orders already sized, read the heads and append the rest.
             with transaction.atomic(using=db.alias):
                 _lock_chains(db, symbols)
-                heads = {symbol: chain_heads.reload(symbol) for symbol in symbols}
-                chained, texts = _chain(rows, heads)
-                return chained, _insert(db, chained, texts)
+                repeats = _repeats(rows)
+                fresh = [row for index, row in enumerate(rows) if index not in repeats]
+                heads = {symbol: chain_heads.reload(symbol) for symbol in {row["symbol"] for row in fresh}}
+                chained, texts = _chain(fresh, heads)
+                inserted = iter(_inserted(chained, _insert(db, chained, texts) if chained else []))
+                return [repeats[index] if index in repeats else next(inserted) for index in range(len(rows))]
         except IntegrityError:
             if attempt == CHAIN_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
 
 
+def _inserted(chained: list[dict[str, Any]], ids: list[int]) -> list[dict[str, Any]]:
+    for fields, pk in zip(chained, ids):
+        fields["id"], fields["replayed"] = pk, False
+    return chained
+
+
 def _remember_heads(db, rows: list[dict[str, Any]]) -> None:
+    rows = [row for row in rows if not row["replayed"]]
     if db.in_atomic_block:
         # Inside the caller's transaction: trust the new heads only once that commits.
         for row in rows:
@@ -405,8 +495,13 @@ def _replayable(entry: dict[str, Any]) -> dict[str, Any]:
     return {name: entry[name] for name in _DECISION_NAMES}
 
 
-def _append_replayed(entries: list[dict[str, Any]]) -> int:
-    """Append journaled rows not yet in the ledger, in journal order, in one transaction."""
+def _append_replayed(entries: list[dict[str, Any]]) -> tuple[int, list[tuple[dict[str, Any], str]]]:
+    """Append journaled rows not yet in the ledger, in journal order, in one transaction.
+
+    Returns (rows inserted, rows set aside with the reason). A row whose order the ledger already
+    holds (sized again during the outage, on another host or after its first size's answer was lost)
+    is set aside, not recorded twice: the journal's quarantine keeps it for an operator.
+    """
     rows = [_replayable(entry) for entry in entries]
     refs = [row["journal_ref"] for row in rows]
     symbols = {row["symbol"] for row in rows}
@@ -418,13 +513,23 @@ def _append_replayed(entries: list[dict[str, Any]]) -> int:
             done.update(SizingDecision.objects.filter(journal_ref__in=refs[start:start + _REPLAY_LOOKUP_BATCH])
                         .values_list("journal_ref", flat=True))
         missing = _not_committed_before_the_outage([row for row in rows if row["journal_ref"] not in done])
+        originals = _ledger_originals({key for row in missing if (key := order_key(row)) is not None})
+        kept, set_aside = [], []
+        for row in missing:
+            original = originals.get(order_key(row)) if row["order_ref"] else None
+            if original is None:
+                kept.append(row)
+            else:
+                set_aside.append((row, f"order_ref {row['order_ref']!r} of caller {row['caller']!r} is on the ledger "
+                                       f"already (decision {original['id']}); this second size for the same order "
+                                       "was handed out during the outage and is kept here, not recorded twice"))
         heads = {symbol: chain_heads.reload(symbol) for symbol in symbols}
-        chained, texts = _chain(missing, heads)
+        chained, texts = _chain(kept, heads)
         if chained:
             _insert(db, chained, texts)
         for symbol in symbols:
             chain_heads.forget(symbol)
-    return len(chained)
+    return len(chained), set_aside
 
 
 _DECISION_IDENTITY = ("symbol", "created_at", "order_ref", "caller", "gross_target", "final_size")
@@ -462,42 +567,57 @@ def journal_replay_pending() -> int:
     return journal_replay(_append_replayed)
 
 
+def _journal_repeat(original: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    if not same_order(original, row):
+        raise conflict(original, row, f"journaled as {original['journal_ref']} during the outage")
+    return {**original, "replayed": True}
+
+
 def _record(requests: list[SizingRequest], journal: bool) -> list[dict[str, Any]]:
     """Apply policy to each request and append the rows to their chains: all rows or none.
 
-    Returns the rows as recorded, each with its ledger "id". If the database cannot be reached
-    and the outage journal is enabled (and `journal` allows it), the rows go to the journal
-    instead, durably, before this returns: then "id" and "seq" are None and "journal_ref" is
-    set. Otherwise the database error propagates.
+    Returns the rows as recorded, each with its ledger "id" and "replayed" (True for an order
+    already sized: its original row). If the database cannot record now (ledger_unreachable) and
+    the outage journal is enabled (and `journal` allows it), the rows go to the journal instead,
+    durably, before this returns: then "id" and "seq" are None and "journal_ref" is set.
+    Otherwise the database error propagates.
     """
     db = connections[DEFAULT_DB_ALIAS]  # once: each read through the `connection` proxy costs a lookup
+    refuse_caller_transaction(db)
     created_at = timezone.now()
     rows = [_decision_fields(request, created_at) for request in requests]
     try:
         if journal_pending() and not db.in_atomic_block:
-            # Older decisions first, so every chain stays in time order. Never inside a caller's
+            # Older decisions first, so every chain stays in time order. Never inside a test's
             # transaction: the journal is emptied once the replay returns, and a rollback of that
             # transaction would take the replayed rows with it.
             journal_replay_pending()
-        chained, ids = _append_to_chains(db, rows)
-    except (OperationalError, InterfaceError):
-        if not journal or journal_path() is None or db.in_atomic_block:
+        recorded = _append_to_chains(db, rows)
+    except Exception as exc:
+        if not ledger_unreachable(exc) or not journal or journal_path() is None or db.in_atomic_block:
             raise
         db.close_if_unusable_or_obsolete()  # the next call reconnects
-        return [{**entry, "id": None, "seq": None, "prev_hash": "", "row_hash": ""} for entry in journal_append(rows)]
-    _remember_heads(db, chained)
-    for fields, pk in zip(chained, ids):
-        fields["id"] = pk
-    return chained
+        entries = journal_append(rows, key=order_key, repeat=_journal_repeat)
+        return [{**entry, "id": None, "seq": None, "prev_hash": "", "row_hash": ""} for entry in entries]
+    _remember_heads(db, recorded)
+    return recorded
 
 
 def decisions_record(*, requests: list[SizingRequest], journal: bool = True) -> list[SizingDecision]:
-    """The recorded decisions (see _record); journaled ones come back unsaved, without id or seq."""
+    """The recorded decisions (see _record); journaled ones come back unsaved, without id or seq.
+
+    Each has `replayed`: True when its order had been sized before (the original decision).
+    """
     if not requests:
         return []
     rows = _record(requests, journal)
     if rows[0]["id"] is None:
-        return [SizingDecision(**row) for row in rows]
+        decisions = []
+        for row in rows:
+            decision = SizingDecision(**{name: row[name] for name in _MODEL_NAMES})
+            decision.replayed = row["replayed"]
+            decisions.append(decision)
+        return decisions
     return _as_loaded(rows)
 
 
@@ -509,14 +629,17 @@ def _as_loaded(rows: list[dict[str, Any]]) -> list[SizingDecision]:
     __init__) whenever something listens to the model's init signals, so no receiver is skipped.
     """
     if pre_init.has_listeners(SizingDecision) or post_init.has_listeners(SizingDecision):
-        return [SizingDecision.from_db(DEFAULT_DB_ALIAS, _MODEL_NAMES, [row[name] for name in _MODEL_NAMES])
-                for row in rows]
+        decisions = [SizingDecision.from_db(DEFAULT_DB_ALIAS, _MODEL_NAMES, [row[name] for name in _MODEL_NAMES])
+                     for row in rows]
+        for decision, row in zip(decisions, rows):
+            decision.replayed = row["replayed"]
+        return decisions
     decisions = []
     for row in rows:
         decision = SizingDecision.__new__(SizingDecision)
         state = ModelState()
         state.adding, state.db = False, DEFAULT_DB_ALIAS
-        decision.__dict__.update({name: row[name] for name in _MODEL_NAMES}, _state=state)
+        decision.__dict__.update({name: row[name] for name in _MODEL_NAMES}, _state=state, replayed=row["replayed"])
         decisions.append(decision)
     return decisions
 

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from sizing_app.roles import DASHBOARD, ENGINE
-from tests.factories import make_snapshot, make_symbol
+from tests.factories import make_override, make_snapshot, make_symbol
 
 
 @pytest.fixture
@@ -30,7 +30,8 @@ def test_latest_list_has_each_active_symbol_once_with_its_newest_snapshot(engine
     assert first["stale"] is False and 0 <= first["age_seconds"] < 3600
     assert set(first) == {"symbol", "snapshot_id", "as_of", "age_seconds", "stale", "status", "score", "size_factor",
                           "inverse_vol_multiplier", "regime_multiplier", "sharpe_multiplier", "sharpe_7d",
-                          "atr_regime_ratio", "components"}
+                          "atr_regime_ratio", "components", "mode", "override", "fallback_reason", "intel_factor",
+                          "applied_factor", "total_multiplier"}
 
 
 def test_latest_list_flags_stale_snapshots(engine, market, settings):
@@ -53,13 +54,15 @@ def _symbols_with_history(count: int, start: int = 0):
 
 
 @pytest.mark.parametrize("count", [3, 30])
-def test_latest_list_is_one_query_whatever_the_number_of_symbols(engine, count):
+def test_latest_list_reads_no_snapshot_whatever_the_number_of_symbols(engine, count):
     _symbols_with_history(count)
-    assert engine.get("/api/v1/factors/latest/").status_code == 200  # warms the token cache
+    assert engine.get("/api/v1/factors/latest/").status_code == 200  # warms the token cache and the hot state
     with CaptureQueriesContext(connection) as queries:
         body = engine.get("/api/v1/factors/latest/").json()
     assert len(body) == count
-    assert len(queries) == 1, [query["sql"] for query in queries]
+    assert [row["size_factor"] for row in body] == [1.0 + index / 100 for index in range(count)]  # the newest
+    # The hot state's change poll at most (a small query on runs and policy history), never the snapshots.
+    assert not [q["sql"] for q in queries if "sizingsnapshot" in q["sql"].lower()]
 
 
 def test_latest_one_symbol(engine, market):
@@ -78,7 +81,8 @@ def test_latest_one_symbol_reads_no_snapshot_when_warm(engine, market):
 
 @pytest.mark.parametrize("symbol, code", [
     ("NOPEUSDC", "unknown_symbol"),
-    ("OLDUSDC", "no_snapshot"),  # known, never recomputed
+    ("OLDUSDC", "inactive_symbol"),  # known, inactive: sizing refuses it
+    ("NEWUSDC", "no_snapshot"),  # known, active, never recomputed
     ("btcusdc", "unknown_symbol"),
     ("B", "unknown_symbol"),
     ("A" * 40, "unknown_symbol"),
@@ -88,6 +92,7 @@ def test_latest_one_symbol_reads_no_snapshot_when_warm(engine, market):
     ("%00", "unknown_symbol"),
 ])
 def test_latest_one_symbol_not_found(engine, market, symbol, code):
+    make_symbol("NEWUSDC")
     response = engine.get(f"/api/v1/factors/latest/{symbol}/")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == code
@@ -172,17 +177,23 @@ def test_dashboard_reads_history(clients, market):
     assert clients[DASHBOARD].get("/api/v1/factors/history/?symbol=ETHUSDC").json()["results"][0]["symbol"] == "ETHUSDC"
 
 
-def test_hot_path_json_is_what_the_serializer_and_renderer_produce(engine, market):
+@pytest.mark.parametrize("override", [False, True], ids=["plain", "override"])
+def test_hot_path_json_is_what_the_serializer_and_renderer_produce(engine, market, override):
     from rest_framework.renderers import JSONRenderer
 
     from sizing_app.api.serializers import LatestFactorOutputSerializer
 
+    pinned = None
+    if override:
+        pinned = make_override(market["btc"], pinned_factor=0.5, mode="shadow",
+                               expires_at=timezone.now() + timedelta(days=1, microseconds=7))
     raw = engine.get("/api/v1/factors/latest/BTCUSDC/").content
     body = json.loads(raw)
     expected = JSONRenderer().render(LatestFactorOutputSerializer({
-        **body, "as_of": market["snapshots"]["BTCUSDC"].as_of}).data)
-    assert json.loads(expected) == body
-    assert raw.startswith(b'{"symbol":"BTCUSDC","snapshot_id":') and b'"stale":false}' in raw
+        **body, "as_of": market["snapshots"]["BTCUSDC"].as_of,
+        "override": pinned and {**body["override"], "expires_at": pinned.expires_at}}).data)
+    assert raw == expected  # byte for byte: key order, float text, escapes
+    assert raw.startswith(b'{"symbol":"BTCUSDC","snapshot_id":') and b'"stale":false,' in raw
 
 
 def test_hot_path_cache_follows_new_snapshots(engine, market):

@@ -1,7 +1,18 @@
 """Size one order the way the engine does, record it on the ledger, and print the breakdown."""
+from decimal import Decimal, InvalidOperation
+
 from django.core.management.base import BaseCommand, CommandError
 
-from ...signal_generator import SizingUnavailable, size_decide
+from ...signal_generator import SizingInsideTransaction, SizingUnavailable, size_decide
+from ...validation import gross_target_error
+
+
+def gross_target_argument(text: str) -> Decimal:
+    """GROSS as the API reads a JSON number (exactly, as a Decimal), so both refuse the same values alike."""
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise CommandError(gross_target_error(text)) from None
 
 
 class Command(BaseCommand):
@@ -9,20 +20,25 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("symbol")
-        parser.add_argument("gross", help="Gross target size (a non-negative number).")
-        parser.add_argument("--order-ref", default="", help="The engine's order reference, kept on the ledger.")
+        parser.add_argument("gross", help="Gross target size: 0, or a positive number up to SIZING_MAX_GROSS.")
+        parser.add_argument("--order-ref", default="",
+                            help="The engine's order reference, kept on the ledger; sizing it again with the "
+                                 "same inputs shows the original decision instead of sizing twice.")
+        parser.add_argument("--neutral-if-unknown", action="store_true",
+                            help="Size an unknown or inactive symbol at x1.0 instead of refusing it "
+                                 "(an unknown one is registered).")
 
-    def handle(self, *args, symbol, gross, order_ref, **options):
+    def handle(self, *args, symbol, gross, order_ref, neutral_if_unknown, **options):
         try:
-            gross_target = float(gross)
-        except ValueError:
-            raise CommandError(f"GROSS must be a number, got {gross!r}") from None
-        try:
-            decision = size_decide(symbol, gross_target, order_ref=order_ref, caller="cli:size")
+            decision = size_decide(symbol, gross_target_argument(gross), order_ref=order_ref, caller="cli:size",
+                                   neutral_if_unknown=neutral_if_unknown)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        except SizingUnavailable as exc:
-            raise CommandError(f"{exc}. No size was given. Check that the database in DATABASE_URL is up.") from exc
+        except (SizingUnavailable, SizingInsideTransaction) as exc:
+            raise CommandError(f"{exc}. No size was given. Check that the database in DATABASE_URL is up "
+                               "and writable.") from exc
+        if decision.replayed:
+            self.stdout.write(f"order_ref {order_ref!r} was sized before: its original decision, nothing written.")
         rows = [
             ("symbol", decision.symbol),
             ("gross target", f"{decision.gross_target:.10g}"),
