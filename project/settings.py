@@ -105,8 +105,10 @@ else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
     # libpq waits forever for a server that accepts and never answers: a (re)connect must give up,
-    # so sizing fails closed (SizingUnavailable). `?connect_timeout=N` in DATABASE_URL overrides it.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    # so sizing fails closed (SizingUnavailable) and the API answers 503 before anything else times out.
+    # 2 s is libpq's smallest (it reads 1 as 2); it is per address tried. `?connect_timeout=N` in
+    # DATABASE_URL overrides it.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
     # The ledger INSERT (the one statement run on a server-binding cursor) is prepared after a few
     # runs on a connection; Django's own cursors bind client-side and never prepare. Behind
     # PgBouncer in transaction mode, allow prepared statements there (max_prepared_statements,
@@ -115,21 +117,42 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "prepare_threshold", int(_prepare_threshold) if _prepare_threshold else None
     )
+# The longest one SQL statement of a web request may run on PostgreSQL (seconds; 0: no limit), set
+# on the web server's sessions by project/wsgi.py, which says why only there.
+DATABASE_STATEMENT_TIMEOUT = env.float("DATABASE_STATEMENT_TIMEOUT", default=5.0)
+if DATABASE_STATEMENT_TIMEOUT < 0:
+    raise ImproperlyConfigured("DATABASE_STATEMENT_TIMEOUT must be 0 (no limit) or a number of seconds.")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+
+REDIS_CACHE_BACKEND = "django.core.cache.backends.redis.RedisCache"
+# A Redis that accepts connections and never answers would hold the request until gunicorn kills the
+# worker. A healthy one answers in well under a millisecond, so only a stalled one reaches 0.5 s, and the
+# throttle (the one cache user on the hot path) pays it at most once per process every few seconds
+# (sizing_app.api.throttling.CACHE_RETRY_SECONDS). `?socket_timeout=N&socket_connect_timeout=N` in
+# the cache's URL overrides it.
+REDIS_CACHE_TIMEOUT_SECONDS = 0.5
+
+
+def _cache(url: str, **config) -> dict:
+    """A cache from its URL. redis:// (rediss://, unix://) uses Django's own RedisCache, with timeouts
+    (django-environ would map it to django_redis when installed, which takes other OPTIONS)."""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        timeouts = {"socket_connect_timeout": REDIS_CACHE_TIMEOUT_SECONDS,
+                    "socket_timeout": REDIS_CACHE_TIMEOUT_SECONDS}
+        return {"BACKEND": REDIS_CACHE_BACKEND, "LOCATION": url, "OPTIONS": timeouts, **config}
+    return environ.Env.cache_url_config(url)
 
 
 def _throttle_cache() -> dict:
     """The API throttle's counters: one store shared by every process of the service.
 
-    Default: files under VAR_DIR/cache/throttle (shared by the gunicorn workers of one machine).
-    THROTTLE_CACHE_URL=redis://host:port/db uses Django's own RedisCache (django-environ would map
-    redis:// to django_redis, which is not installed); any other URL goes through django-environ.
+    Default: files under VAR_DIR/cache/throttle (shared by the gunicorn workers of one machine);
+    Redis in production (THROTTLE_CACHE_URL=redis://host:port/db).
     """
     url = env.str("THROTTLE_CACHE_URL", default="")
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url, "KEY_PREFIX": "throttle"}
     if url:
-        return environ.Env.cache_url_config(url)
+        return _cache(url, KEY_PREFIX="throttle")
     return {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
         "LOCATION": str(VAR_DIR / "cache" / "throttle"),
@@ -138,7 +161,7 @@ def _throttle_cache() -> dict:
 
 
 CACHES = {
-    "default": env.cache("CACHE_URL", default="locmemcache://"),
+    "default": _cache(env.str("CACHE_URL", default="locmemcache://")),
     "throttle": _throttle_cache(),
 }
 
@@ -264,9 +287,20 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    # A message unacknowledged for this long is redelivered: keep it far above any task's hard
-    # time limit (recompute_chunk: 180 s), or a slow chunk would run twice.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # A message unacknowledged for this long is redelivered: keep it far above any task's hard
+        # time limit (recompute_chunk: 180 s), or a slow chunk would run twice.
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+        # Without these a broker that accepts connections and never answers blocks a send (beat's, the
+        # dispatcher's) or a worker's acknowledgement forever. kombu 5.5 polls the queue with BRPOP and
+        # a fixed 1 s server-side timeout; its worker reads the reply only once it has arrived, but any
+        # reader waiting on it would fail every idle poll under a read timeout shorter than that. 5 s
+        # stays well above, and rides out Redis's own pauses (a BGSAVE fork, a slow fsync) without
+        # dropping the workers' connections. 2 s to connect lets one lost SYN be resent. The API's
+        # publish, which must answer fast, has tighter ones of its own (api.views.RunsView).
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+    }
     if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= SIZING_CHUNK_TIME_LIMIT:
         raise ImproperlyConfigured(
             f"CELERY_VISIBILITY_TIMEOUT must exceed the recompute chunk's hard time limit "

@@ -5,6 +5,7 @@ A typo'd CELERY_ setting is silently ignored, so every assertion reads `app.conf
 from __future__ import annotations
 
 import difflib
+import inspect
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ from celery.app.defaults import DEFAULTS
 from celery.utils.imports import symbol_by_name
 from django.conf import settings as django_settings
 from django_celery_beat.schedulers import DatabaseScheduler
+from kombu.transport.redis import Channel as RedisChannel
 
 from project.celery import app
 from sizing_app.schedule import SCHEDULE_PREFIX, declared_entries
@@ -150,6 +152,16 @@ def test_redis_visibility_timeout_exceeds_every_late_acked_task_limit(tmp_path):
     assert _task(CHUNK_TASK) in late_acked
     for task in late_acked:
         assert _effective(task, "time_limit") < visibility_timeout, task.name
+
+
+def test_redis_read_timeout_outlasts_the_workers_queue_poll(tmp_path):
+    # A worker waits for messages with BRPOP and a server-side timeout (kombu's polling_interval when
+    # set, else its default): under a shorter read timeout, a reader waiting on BRPOP's reply would
+    # fail every idle poll. And a broker that never answers must not block a send forever.
+    options = _celery_conf_in_subprocess(tmp_path, CELERY_BROKER_URL="redis://127.0.0.1:6379/15")["transport_options"]
+    poll = options.get("polling_interval") or inspect.signature(RedisChannel._brpop_start).parameters["timeout"].default
+    assert poll < options["socket_timeout"]
+    assert 0 < options["socket_connect_timeout"] <= options["socket_timeout"]
 
 
 def test_filesystem_broker_lives_under_the_var_dir(tmp_path):

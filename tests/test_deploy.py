@@ -1,4 +1,5 @@
 """Production readiness: `check --deploy` is clean with production settings; migrations are complete."""
+import json
 import os
 import secrets
 import subprocess
@@ -46,3 +47,19 @@ def test_bad_sizing_setting_stops_start_up(tmp_path):
 
 def test_models_and_migrations_agree():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+SHOW_CACHE_TIMEOUTS = (
+    "import json; from django.core.cache import caches; "
+    "pools = {alias: caches[alias]._cache._get_connection_pool(True) for alias in ('default', 'throttle')}; "
+    "print(json.dumps({alias: [pool.connection_kwargs.get(name) for name in ('socket_connect_timeout', "
+    "'socket_timeout')] for alias, pool in pools.items()}))"
+)
+
+
+def test_redis_caches_time_out_and_a_url_may_say_how_long(tmp_path):
+    # No connection is made: the pools only say what their connections will use.
+    urls = {"CACHE_URL": "redis://127.0.0.1:6379/3", "THROTTLE_CACHE_URL": "redis://127.0.0.1:6379/4?socket_timeout=2"}
+    result = _manage("shell", "-c", SHOW_CACHE_TIMEOUTS, env_overrides=urls, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"default": [0.5, 0.5], "throttle": [0.5, 2.0]}

@@ -4,6 +4,12 @@ A fixed-window counter. Each process counts locally and adds its count to the sh
 every SYNC_SECONDS, and on every request once the window is past half its limit: the cache costs one
 write per process per quarter second on the hot path, and the limit still holds within a few
 requests (each process's unsent count while under half the limit is all another can miss).
+
+When the cache fails (an error, or its timeout: settings.REDIS_CACHE_TIMEOUT_SECONDS), the request is let
+through and each process counts on its own for CACHE_RETRY_SECONDS before it tries the cache again, so an
+outage costs one timeout per process every few seconds, not one per request. Meanwhile a process refuses
+only what its own count already puts over the limit (never more than the shared count would) and keeps
+that count to send once the cache answers.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 CACHE_ALIAS = "throttle"
 SYNC_SECONDS = 0.25
+CACHE_RETRY_SECONDS = 5.0
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -48,6 +55,7 @@ class WindowCounter:
     def __init__(self):
         self._windows: dict[str, _Window] = {}
         self._lock = threading.Lock()
+        self._cache_retry_at = float("-inf")  # monotonic; the shared cache failed and is skipped until then
 
     def count(self, key: str, *, limit: int, period: int) -> int:
         with self._lock:
@@ -61,20 +69,27 @@ class WindowCounter:
             now = time.monotonic()
             if now - window.synced_at < SYNC_SECONDS and estimate * 2 <= limit:
                 return estimate
+            if now < self._cache_retry_at:
+                return estimate
             pending, window.pending, window.synced_at = window.pending, 0, now
         try:
             shared = _add(caches[CACHE_ALIAS], key, pending, period)
         except Exception:
             with self._lock:
                 window.pending += pending  # keep it for the next attempt
+                self._cache_retry_at = time.monotonic() + CACHE_RETRY_SECONDS
             raise
         with self._lock:
+            if self._cache_retry_at != float("-inf"):
+                self._cache_retry_at = float("-inf")
+                logger.info("throttle cache answers again; counting in it")
             window.shared = shared
             return shared + window.pending
 
     def clear(self) -> None:
         with self._lock:
             self._windows.clear()
+            self._cache_retry_at = float("-inf")
 
 
 def _add(cache, key: str, amount: int, period: int) -> int:
@@ -93,7 +108,8 @@ class RoleRateThrottle(BaseThrottle):
     """Scope "engine" for engine accounts, "user" for other accounts, "anon" for the rest.
 
     Rates come from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], read per request so settings
-    overrides apply. If the cache is unreachable the request is let through (and logged).
+    overrides apply. If the cache fails the request is let through, logged, and counted in this
+    process only until the cache is tried again (see the module's docstring).
     """
 
     def __init__(self):
@@ -119,7 +135,8 @@ class RoleRateThrottle(BaseThrottle):
         try:
             count = window_counter.count(key, limit=limit, period=period)
         except Exception:  # a throttle outage must not take the API down
-            logger.warning("throttle cache unavailable; request not counted", exc_info=True)
+            logger.warning("throttle cache unavailable; request let through, counting in this process for %.0f s",
+                           CACHE_RETRY_SECONDS, exc_info=True)
             return True
         if count > limit:
             self._wait = (window + 1) * period - now

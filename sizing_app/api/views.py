@@ -460,8 +460,12 @@ class CandlesBulkView(BulkIngestView):
 
 
 # Runs ----------------------------------------------------------------------------------------------
-# Bounded so a dead broker answers 503 within about a second instead of hanging the request.
-BROKER_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25, "interval_max": 0.5}
+# A broker that refuses, or accepts and never answers, is a 503 within about 1.3 s (0.5 + 0.25 + 0.5)
+# instead of a request hung until gunicorn kills it. The send has its own connection with tighter
+# timeouts than the workers' (settings: CELERY_BROKER_TRANSPORT_OPTIONS), and one retry, for a
+# broker that dropped the connection or is restarting; a second would not fit in 2 s once stalled.
+BROKER_PUBLISH_TRANSPORT_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+BROKER_RETRY_POLICY = {"max_retries": 1, "interval_start": 0.25, "interval_step": 0, "interval_max": 0.25}
 
 
 class RunsView(ApiGenericView):
@@ -483,8 +487,9 @@ class RunsView(ApiGenericView):
                    summary="Queue a recompute of every active symbol now (503 when the broker is down).")
     def post(self, request):
         try:
-            result = tasks.recompute.apply_async(kwargs={"trigger": "api"}, retry=True,
-                                                 retry_policy=BROKER_RETRY_POLICY)
+            with tasks.recompute.app.connection_for_write(transport_options=BROKER_PUBLISH_TRANSPORT_OPTIONS) as broker:
+                result = tasks.recompute.apply_async(kwargs={"trigger": "api"}, connection=broker, retry=True,
+                                                     retry_policy=BROKER_RETRY_POLICY)
         except Exception:  # any broker failure: the run was not queued, the caller may retry
             logger.warning("could not queue a recompute", exc_info=True)
             raise ServiceUnavailable("The task broker is unreachable: the recompute was not queued.") from None

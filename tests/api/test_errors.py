@@ -9,7 +9,7 @@ from django.core.cache import caches
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from sizing_app.api import authentication, views
+from sizing_app.api import authentication, throttling, views
 from sizing_app.models import Fill, SizingDecision
 from sizing_app.roles import DASHBOARD, ENGINE
 
@@ -203,12 +203,81 @@ def _cache_keys(cache):
     return [key] if cache.get(key) else []
 
 
-def test_a_throttle_cache_outage_lets_requests_through(clients, market, settings):
-    _rates(settings, engine="1/min")
+class _Clock:
+    """The throttle's clocks, moved by hand: a fixed wall-clock time mid-window and a monotonic one."""
+
+    WALL = 1_800_000_030.0  # 30 s into a minute
+
+    def __init__(self):
+        self.seconds = 1000.0
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+    def time(self) -> float:
+        return self.WALL
+
+
+@pytest.fixture
+def throttle_clock(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(throttling, "time", clock)
+    return clock
+
+
+def _broken_cache():
     broken = mock.Mock()
     broken.incr.side_effect = ConnectionError("redis down")
+    return broken
+
+
+def test_a_throttle_cache_outage_lets_the_request_through_and_counts_in_the_process(clients, market, settings,
+                                                                                    throttle_clock):
+    _rates(settings, engine="3/min")
+    broken = _broken_cache()
     with mock.patch("sizing_app.api.throttling.caches", {"throttle": broken}):
-        assert [clients[ENGINE].get("/api/v1/symbols/").status_code for _ in range(3)] == [200, 200, 200]
+        statuses = [clients[ENGINE].get("/api/v1/symbols/").status_code for _ in range(5)]
+    # The first request finds the outage and is let through; then the process counts alone, refusing
+    # only what its own count puts over the limit, without asking the cache (and waiting) again.
+    assert statuses == [200, 200, 200, 429, 429]
+    assert broken.incr.call_count == 1
+
+
+def test_the_throttle_tries_the_cache_again_after_a_few_seconds_and_sends_its_counts_once_it_answers(
+        clients, market, settings, throttle_clock):
+    _rates(settings, engine="100/min")
+    broken = _broken_cache()
+
+    def get() -> int:
+        return clients[ENGINE].get("/api/v1/symbols/").status_code
+
+    with mock.patch("sizing_app.api.throttling.caches", {"throttle": broken}):
+        assert get() == 200
+        throttle_clock.seconds += throttling.CACHE_RETRY_SECONDS - 0.01
+        assert get() == 200
+        assert broken.incr.call_count == 1, "the cache was tried again before the retry period was over"
+        throttle_clock.seconds += 0.02
+        assert get() == 200
+        assert broken.incr.call_count == 2
+    throttle_clock.seconds += throttling.CACHE_RETRY_SECONDS
+    assert get() == 200  # the real cache again
+    user_id = Token.objects.get(user__username=ENGINE).user_id
+    key = f"rate:engine:{user_id}:60:{int(_Clock.WALL // 60)}"
+    assert caches["throttle"].get(key) == 4, "the counts of the outage were not sent once the cache answered"
+
+
+def test_the_shared_cache_is_written_once_per_sync_period_not_once_per_request(clients, market, settings,
+                                                                              throttle_clock):
+    _rates(settings, engine="100/min")
+    cache = mock.Mock(wraps=caches["throttle"])
+    with mock.patch("sizing_app.api.throttling.caches", {"throttle": cache}):
+        for _ in range(10):
+            assert clients[ENGINE].get("/api/v1/symbols/").status_code == 200
+        first_window = cache.incr.call_count + cache.add.call_count
+        throttle_clock.seconds += throttling.SYNC_SECONDS
+        assert clients[ENGINE].get("/api/v1/symbols/").status_code == 200
+    assert first_window == 2  # incr finds no key, add creates it: the first request only
+    assert cache.incr.call_count + cache.add.call_count == 3
 
 
 # Token cache --------------------------------------------------------------------------------------

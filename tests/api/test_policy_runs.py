@@ -9,6 +9,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from sizing_app import signal_generator, tasks
+from sizing_app.api import views
 from sizing_app.models import GlobalPolicy, Override, RecomputeRun, Symbol
 from sizing_app.roles import DASHBOARD, ENGINE, RISK
 from tests.factories import make_override
@@ -130,21 +131,26 @@ def test_trigger_with_the_broker_down_is_a_503(risk, market):
 
 
 def test_trigger_against_an_unreachable_broker_is_a_503(risk, market):
-    """A real connection attempt to a dead port, through the view's own bounded retry policy."""
+    """A real connection attempt to a dead port, with the view's own timeouts and bounded retry policy."""
     from project.celery import app
 
-    dead_broker = app.connection_for_write("redis://127.0.0.1:1/0")  # nothing listens on port 1
-    send = tasks.recompute.apply_async
+    connect = app.connection_for_write
+    opened = []
 
-    def via_dead_broker(*args, **kwargs):
-        return send(*args, connection=dead_broker, **kwargs)
+    def to_a_dead_port(url=None, **kwargs):
+        if "transport_options" not in kwargs:  # the app's own pool (send_task reads its driver type): untouched
+            return connect(url, **kwargs)
+        opened.append(connect("redis://127.0.0.1:1/0", **kwargs))  # nothing listens on port 1
+        return opened[-1]
 
     started = timezone.now()
-    with mock.patch.object(tasks.recompute, "apply_async", via_dead_broker):
+    with mock.patch.object(app, "connection_for_write", to_a_dead_port):
         response = risk.post("/api/v1/runs/")
-    assert (timezone.now() - started).total_seconds() < 10
+    assert (timezone.now() - started).total_seconds() < 2
     assert response.status_code == 503, response.content
-    dead_broker.release()
+    assert response.json()["error"]["code"] == "service_unavailable"
+    (broker,) = opened
+    assert broker.transport_options["socket_timeout"] == views.BROKER_PUBLISH_TRANSPORT_OPTIONS["socket_timeout"]
 
 
 def test_execution_health(clients, market):

@@ -38,12 +38,18 @@ def postgres():
 
 
 @pytest.fixture()
-def engine_market(postgres):
+def snapshot_market():
     """BTCUSDC and ETHUSDC with candles and a fresh snapshot each."""
     make_market(NAMES)
     run = recompute_run(trigger="manual")
     assert run.symbols_ok == len(NAMES)
     return run
+
+
+@pytest.fixture()
+def engine_market(postgres, snapshot_market):
+    """The snapshot market, for engines reaching PostgreSQL through the proxy."""
+    return snapshot_market
 
 
 @pytest.fixture()

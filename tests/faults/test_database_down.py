@@ -6,13 +6,18 @@ that went away. Needs PostgreSQL: SQLite is a file, there is no connection to cu
 """
 from __future__ import annotations
 
+import time
+
 import pytest
+from django.db import connection
 
 from sizing_app.models import SizingDecision
 
 from .ledger_checks import ledger_refs, verify_ledger
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+CONNECT_TIMEOUT_SECONDS = 2  # libpq's connect_timeout: settings' default, and libpq's smallest
 
 
 def assert_unavailable(reply: dict) -> None:
@@ -67,11 +72,18 @@ def test_same_engine_process_sizes_again_once_the_database_is_back(stack, engine
 
 def test_unresponsive_database_fails_closed_within_the_connect_timeout(stack, engine_market, database_proxy, engines):
     """A path that hangs (SIGSTOP: the kernel completes the handshake, nobody answers) must not hang sizing."""
+    connect_timeout = connection.settings_dict["OPTIONS"]["connect_timeout"]
+    assert connect_timeout == CONNECT_TIMEOUT_SECONDS, "settings' default, unless DATABASE_URL overrides it"
     database_proxy.pause()
     engine = engines(warm=False)  # its first request is its first connection: through the frozen path
     # Without libpq's connect_timeout (settings: OPTIONS.connect_timeout) this request never returns and
     # the bounded wait fails.
-    assert_unavailable(engine.size("BTCUSDC", 100.0, "frozen"))
+    started = time.monotonic()
+    reply = engine.size("BTCUSDC", 100.0, "frozen")
+    elapsed = time.monotonic() - started
+    assert_unavailable(reply)
+    # One connect timeout, waited out (so the path was frozen, not refused), and nothing waited after it.
+    assert connect_timeout - 0.2 < elapsed < connect_timeout + 1.0, f"SizingUnavailable after {elapsed:.2f} s"
     database_proxy.resume()
     assert ledger_refs() == []
 

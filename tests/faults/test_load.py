@@ -15,7 +15,6 @@ Call counts and rates are printed (run with -s to see them); nothing asserts on 
 from __future__ import annotations
 
 import io
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -34,7 +33,8 @@ from sizing_app.tasks import recompute
 from tests.api.conftest import make_api_user
 from tests.integration.conftest import RECOMPUTE_SECONDS, ROOT, make_market, wait_for
 
-from .load_clients import ClientProcess, client_command, free_port, http_get_status, read_outcomes
+from .load_clients import ClientProcess, client_command, read_outcomes
+from .web import start_gunicorn
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -90,19 +90,8 @@ def load_dir(stack, transactional_db):
 
 def start_server(stack, directory: Path, processes: list, token: str) -> tuple[ClientProcess, int]:
     """gunicorn (2 sync workers) on the test database; the engine role's throttle lifted for the load."""
-    port = free_port()
-    server = ClientProcess(
-        "gunicorn",
-        [sys.executable, "-m", "gunicorn",
-         "project.wsgi:application", "--workers", "2", "--bind", f"127.0.0.1:{port}", "--timeout", "120",
-         "--log-level", "warning"],
-        env={**stack.env, "API_THROTTLE_ENGINE": "100000000/min"}, cwd=stack.var_dir,
-        log_path=directory / "gunicorn.log",
-    )
-    processes.append(server)
-    wait_for(lambda: http_get_status(port, "/api/v1/symbols/", token) == 200,
-             what="gunicorn to answer an authenticated GET", processes=(server,), interval=0.5)
-    return server, port
+    return start_gunicorn(stack, directory, processes, env={"API_THROTTLE_ENGINE": "100000000/min"}, token=token,
+                          worker_timeout=120)
 
 
 def test_load_with_worker_and_engine_killed_keeps_one_ledger_row_per_size(stack, worker, load_dir):
