@@ -40,7 +40,7 @@ def run(*command, env=None, check=True) -> int:
 
 def ensure_venv(requirements: str) -> None:
     """Create .venv and install the pinned requirements; skipped when nothing changed."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036  (an older python3 gets this message, not a SyntaxError later)
         sys.exit(f"Python 3.11 or newer is needed; this is {sys.version.split()[0]}.")
     if not PYTHON.exists():
         say(f"creating virtual environment in {VENV}")
@@ -133,6 +133,10 @@ def install_browser() -> None:
 def cmd_test(args) -> None:
     ensure_venv("requirements-dev.txt")
     install_browser()
+    if not args.pytest_args:  # the whole run: lint first, as CI does (ruff.toml)
+        say("ruff check")
+        if run(BIN / "ruff", "check", ".", check=False) != 0:
+            sys.exit("ruff found problems (above): fix them; `.venv/bin/ruff check --fix .` fixes the fixable ones.")
     code = run(PYTHON, "-m", "pytest", *args.pytest_args, check=False)
     sys.exit(code)
 

@@ -31,8 +31,8 @@ def dashboard_symbols_create(*, count: int, prefix: str = SYMBOL_PREFIX) -> list
     """`count` symbols with one snapshot each (varied factors, a few stale), created only if missing."""
     from django.utils import timezone
 
-    from sizing_app.latest import hot_state
     from sizing_app.models import SizingSnapshot, Symbol
+    from sizing_app.sizing.hot_state import hot_state
 
     names = [f"{prefix}{index:04d}USDT" for index in range(count)]
     existing = set(Symbol.objects.filter(name__in=names).values_list("name", flat=True))
@@ -110,7 +110,8 @@ def _measure(base_url: str, password: str, symbols: int) -> dict:
             page.on("request", lambda request: api_requests.append(request.url) if "/api/v1/" in request.url else None)
             for _ in range(PAGE_LOADS):
                 page.goto(f"{base_url}/dashboard/?refresh=1")
-                page.wait_for_function("() => window.__dashboardRefreshes >= 1 && window.__dashboardRenderMs !== undefined")
+                page.wait_for_function(
+                    "() => window.__dashboardRefreshes >= 1 && window.__dashboardRenderMs !== undefined")
                 renders.append(page.evaluate("window.__dashboardRenderMs"))
                 builds.append(page.evaluate("window.__dashboardBuildMs"))
                 shown = page.evaluate("window.__dashboardRenderedSymbols")

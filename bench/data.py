@@ -5,7 +5,7 @@ Written with COPY on PostgreSQL and bulk_create elsewhere; deterministic for a g
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.db import connection, transaction
@@ -29,7 +29,7 @@ def _copy(table: str, columns: list[str], rows) -> None:
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat()
 
 
 def create_bench_data(*, symbols: int, candles: int, fills: int, as_of: datetime, seed: int = 1) -> list[str]:
@@ -90,14 +90,14 @@ def _write(candle_rows, order_rows, fill_rows) -> None:
         return
     with transaction.atomic():
         Candle.objects.bulk_create(
-            (Candle(symbol_id=s, interval="1h", open_time=datetime.fromtimestamp(t / 1000, tz=timezone.utc),
+            (Candle(symbol_id=s, interval="1h", open_time=datetime.fromtimestamp(t / 1000, tz=UTC),
                     open=c, high=h, low=low, close=c, volume=1.0) for s, t, c, h, low in candle_rows),
             batch_size=5000,
         )
         orders = Order.objects.bulk_create(
             (Order(symbol_id=s, client_order_id=ref, side=side, requested_qty=f"{req:.8f}", filled_qty=f"{qty:.8f}",
                    arrival_price=f"{arr:.8f}", status="filled",
-                   submitted_at=datetime.fromtimestamp(t / 1000, tz=timezone.utc))
+                   submitted_at=datetime.fromtimestamp(t / 1000, tz=UTC))
              for s, ref, side, req, qty, arr, t in order_rows),
             batch_size=5000,
         )
@@ -106,7 +106,7 @@ def _write(candle_rows, order_rows, fill_rows) -> None:
             (Fill(symbol_id=s, order_id=order_ids[(s, oref)], order_ref=oref, trade_id=tid, side=side,
                   qty=f"{qty:.8f}", price=f"{price:.8f}", fee="0.01", fee_asset="USDT", is_maker=maker,
                   realized_pnl=None if pnl is None else f"{pnl:.8f}",
-                  executed_at=datetime.fromtimestamp(t / 1000, tz=timezone.utc))
+                  executed_at=datetime.fromtimestamp(t / 1000, tz=UTC))
              for s, tid, oref, side, qty, price, maker, pnl, t in fill_rows),
             batch_size=5000,
         )
@@ -114,4 +114,4 @@ def _write(candle_rows, order_rows, fill_rows) -> None:
 
 def bench_as_of() -> datetime:
     """A fixed, bucket-aligned time so every run measures the same rows."""
-    return datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(hours=0)
+    return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=0)

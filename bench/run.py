@@ -89,7 +89,7 @@ def _recompute_figures(symbol_counts: list[int], repeats: int) -> dict:
     from datetime import timedelta
 
     from bench.data import bench_as_of, create_bench_data
-    from sizing_app.services.recompute import default_workers, recompute_run
+    from sizing_app.recompute.service import default_workers, recompute_run
 
     as_of = bench_as_of()
     largest = max(symbol_counts)
@@ -129,7 +129,7 @@ def _recompute_figures(symbol_counts: list[int], repeats: int) -> dict:
 def _symbols_with_fresh_snapshots() -> list[str]:
     """The ledger and API parts' symbols, each with a snapshot for the current bucket (live sizing)."""
     from sizing_app.models import Symbol
-    from sizing_app.services.recompute import recompute_run
+    from sizing_app.recompute.service import recompute_run
 
     names = [f"LEDGER{index:02d}USDT" for index in range(20)]
     for name in names:
@@ -167,9 +167,9 @@ def _create_ledger_twin(connection) -> tuple[str, list[str]]:
 def _ledger_figures(calls: int, batches: int) -> dict:
     from django.db import connection
 
-    from sizing_app.latest import hot_state
     from sizing_app.models import SizingDecision
     from sizing_app.signal_generator import size_decide_batch, size_for
+    from sizing_app.sizing.hot_state import hot_state
 
     names = _symbols_with_fresh_snapshots()
     for name in names:
@@ -205,7 +205,8 @@ def _ledger_figures(calls: int, batches: int) -> dict:
         with connection.cursor() as cursor:
             began = time.perf_counter_ns()
             cursor.execute(  # autocommit: one committed single-row INSERT
-                "INSERT INTO bench_bare_insert (symbol, gross, final, created_at) VALUES (%s, %s, %s, CURRENT_TIMESTAMP)",
+                "INSERT INTO bench_bare_insert (symbol, gross, final, created_at) "
+                "VALUES (%s, %s, %s, CURRENT_TIMESTAMP)",
                 [names[index % len(names)], 100.0, 100.0],
             )
             bare.append((time.perf_counter_ns() - began) / 1000)
@@ -275,7 +276,7 @@ def _api_figures(quick: bool) -> dict:
 
 def _import_figures(rows: int) -> dict:
     try:
-        from sizing_app.importers.bench import bench_import_candles
+        from bench.import_data import bench_import_candles
     except ImportError:
         return {}
     return bench_import_candles(rows)

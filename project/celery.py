@@ -10,4 +10,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
 app = Celery("project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+# Tasks live in sizing_app.recompute.tasks (their names keep the "sizing_app.tasks." prefix beat has stored).
+app.autodiscover_tasks(["sizing_app.recompute"])

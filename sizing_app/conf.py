@@ -10,9 +10,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from . import metrics, scoring
-
-MODES = ("live", "shadow", "off")
+from .domain import metrics, scoring
+from .models import Mode
 
 
 @dataclass(frozen=True)
@@ -62,8 +61,8 @@ def sizing_settings() -> SizingSettings:
         problems.append("SIZING_TARGET_VOLATILITY and SIZING_CAPITAL_BASE must be positive")
     if not 1.0 <= values.max_gross <= 1e15:
         problems.append(f"SIZING_MAX_GROSS={values.max_gross} must be within [1, 1e15]")
-    if values.default_mode not in MODES:
-        problems.append(f"SIZING_DEFAULT_MODE={values.default_mode!r} must be one of {', '.join(MODES)}")
+    if values.default_mode not in Mode.values:
+        problems.append(f"SIZING_DEFAULT_MODE={values.default_mode!r} must be one of {', '.join(Mode.values)}")
     try:
         metrics.bars_per_year(values.candle_interval)
     except ValueError as exc:

@@ -2,6 +2,8 @@
 
 Snapshots and ledger rows are append-only (see AppendOnlyModel); policy changes keep history.
 """
+from datetime import datetime
+
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
@@ -289,7 +291,9 @@ class SizingSnapshot(AppendOnlyModel):
 
 
 class GlobalPolicy(models.Model):
-    """The single row holding the layer's global mode."""
+    """The single row holding the layer's global mode (absent until first set: SIZING_DEFAULT_MODE)."""
+
+    SINGLETON_PK = 1
 
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.LIVE)
     updated_at = models.DateTimeField(auto_now=True)
@@ -302,8 +306,26 @@ class GlobalPolicy(models.Model):
         return f"global mode {self.mode}"
 
 
+def _override_active_at(now: datetime) -> models.Q:
+    """The one rule for an override in force: not revoked and not expired (Override.is_active, in Python)."""
+    return models.Q(revoked_at__isnull=True) & (models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now))
+
+
+class OverrideQuerySet(models.QuerySet):
+    def active(self, now: datetime):
+        """Overrides in force at `now`."""
+        return self.filter(_override_active_at(now))
+
+    def with_active(self, now: datetime):
+        """Each override annotated with `active`: whether it is in force at `now`."""
+        return self.annotate(active=models.ExpressionWrapper(_override_active_at(now),
+                                                             output_field=models.BooleanField()))
+
+
 class Override(models.Model):
     """A risk manager's pin of one symbol's factor and/or mode, with reason and expiry."""
+
+    objects = OverrideQuerySet.as_manager()
 
     symbol = models.ForeignKey(Symbol, on_delete=models.PROTECT, related_name="overrides")
     pinned_factor = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0.0)])
@@ -320,6 +342,10 @@ class Override(models.Model):
 
     def __str__(self):
         return f"override {self.symbol_id}: factor={self.pinned_factor} mode={self.mode or '-'}"
+
+    def is_active(self, now: datetime) -> bool:
+        """In force at `now`: the same rule as OverrideQuerySet.active, for an override already loaded."""
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
 
 class SizingDecision(AppendOnlyModel):

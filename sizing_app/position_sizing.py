@@ -1,17 +1,9 @@
-"""The engine's inverse-volatility and ATR-regime sizing steps, read from the latest snapshot.
+"""The plan's module for the inverse-volatility and ATR-regime steps: a thin alias of sizing/steps.py.
 
-Both multipliers are computed by the recompute (scoring.py) and are neutral without data.
+Kept so code written against the plan (`sizing_app.position_sizing`) still runs; the product imports
+sizing.steps. volatility_regime_scale is the plan's name of sizing.steps.regime_multiplier.
 """
-from .latest import hot_state
+from .sizing.steps import inverse_vol_size
+from .sizing.steps import regime_multiplier as volatility_regime_scale
 
-
-def inverse_vol_size(symbol: str, base_size: float) -> float:
-    """base_size scaled toward the target volatility, the multiplier bounded to [0.25, 2.0]."""
-    latest = hot_state.latest(symbol)
-    return base_size * (latest.inverse_vol_multiplier if latest is not None else 1.0)
-
-
-def volatility_regime_scale(symbol: str) -> float:
-    """Multiplier in [0.5, 1.25]: below 1 when recent ATR% runs above its long-run level."""
-    latest = hot_state.latest(symbol)
-    return latest.regime_multiplier if latest is not None else 1.0
+__all__ = ["inverse_vol_size", "volatility_regime_scale"]

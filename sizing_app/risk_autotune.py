@@ -1,10 +1,8 @@
-"""Sharpe-aware size multiplier from the symbol's 7-day Sharpe in its latest snapshot.
+"""The plan's module for the Sharpe step: a thin alias of sizing/steps.py.
 
-Bounded to (0.5, 1.5) and neutral (1.0) when the Sharpe is undefined.
+size_multiplier is the plan's name of sizing.steps.sharpe_multiplier (bounded to (0.5, 1.5),
+neutral when the Sharpe is undefined).
 """
-from .latest import hot_state
+from .sizing.steps import sharpe_multiplier as size_multiplier
 
-
-def size_multiplier(symbol: str) -> float:
-    latest = hot_state.latest(symbol)
-    return latest.sharpe_multiplier if latest is not None else 1.0
+__all__ = ["size_multiplier"]

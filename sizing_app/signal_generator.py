@@ -1,23 +1,18 @@
-"""The engine's sizing entry point: the existing stack times the persisted intel factor.
+"""The plan's module for the engine's sizing entry point: size_for over the stack's steps named here.
 
-The stack steps and `symbol_size_factor` are module globals looked up at call time, so tests
-and operators can swap one step without touching the rest. Every size is on the ledger.
+A thin compatibility module over sizing/service.py. As in the plan, `inverse_vol_size`,
+`volatility_regime_scale`, `size_multiplier` and `symbol_size_factor` are looked up in this module at
+each call, so replacing one of them here (the plan's tests monkeypatch them) changes the size. The
+product itself sizes through sizing.service, with the persisted steps.
 """
-from collections.abc import Iterable
+import sys
 
-from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
-
-from .errors import OrderRefConflict, SizingInsideTransaction, SizingUnavailable, UnknownSymbol
-from .intel.persisted import symbol_size_factor
-from .journal import JournalCorrupt
-from .latest import hot_state
-from .models import SizingDecision, Symbol
-from .position_sizing import inverse_vol_size, volatility_regime_scale
-from .risk_autotune import size_multiplier
-from .services.decisions import (
-    SizingRequest, decision_record, decision_size, decisions_record, ledger_unreachable, refuse_caller_transaction,
-)
-from .validation import validate_gross_target, validate_symbol, validate_text
+from .sizing import service
+from .sizing.errors import OrderRefConflict, SizingInsideTransaction, SizingUnavailable, UnknownSymbol
+from .sizing.steps import inverse_vol_size
+from .sizing.steps import persisted_factor as symbol_size_factor
+from .sizing.steps import regime_multiplier as volatility_regime_scale
+from .sizing.steps import sharpe_multiplier as size_multiplier
 
 __all__ = [
     "OrderRefConflict", "SizingInsideTransaction", "SizingUnavailable", "UnknownSymbol", "inverse_vol_size",
@@ -25,125 +20,17 @@ __all__ = [
     "volatility_regime_scale",
 ]
 
-
-def _unavailable(exc: Exception) -> SizingUnavailable:
-    """No ledger row, no size: a database outage surfaces as one typed error the engine catches."""
-    if ledger_unreachable(exc):
-        db = connections[DEFAULT_DB_ALIAS]
-        if not db.in_atomic_block and isinstance(exc, (OperationalError, InterfaceError)):
-            db.close_if_unusable_or_obsolete()  # so the next call reconnects
-        return SizingUnavailable(f"sizing is unavailable: the ledger database cannot be reached or is read-only ({exc})")
-    # The database was down and the outage journal could not take the decision either.
-    return SizingUnavailable(f"sizing is unavailable: the outage journal failed ({exc})")
+_THIS_MODULE = sys.modules[__name__]
 
 
-def _unrecordable(exc: BaseException) -> bool:
-    return isinstance(exc, (OSError, JournalCorrupt)) or ledger_unreachable(exc)
+def size_for(symbol: str, gross_target: float, **options) -> float:
+    """sizing.service.size_for with the steps this module names now (see the module docstring)."""
+    return service.size_for(symbol, gross_target, steps=_THIS_MODULE, **options)
 
 
-def _neutral_intel(fallback_reason: str) -> dict:
-    return {"size_factor": 1.0, "score": None, "snapshot_id": None, "stale": False, "fallback_reason": fallback_reason}
+def size_decide(symbol: str, gross_target: float, **options):
+    return service.size_decide(symbol, gross_target, steps=_THIS_MODULE, **options)
 
 
-def _request(symbol, gross_target, order_ref, caller, neutral_if_unknown: bool) -> SizingRequest:
-    symbol = validate_symbol(symbol)
-    gross_target = validate_gross_target(gross_target)
-    order_ref, caller = validate_text("order_ref", order_ref), validate_text("caller", caller)
-    active = hot_state.symbol_active(symbol)
-    if active is not True:
-        if not neutral_if_unknown:
-            if active is None:
-                raise UnknownSymbol(
-                    f"Unknown symbol {symbol!r}: it is not registered, so it has no data to size from. Import its "
-                    "candles or fills first (manage.py import_candles / import_fills, POST /api/v1/candles/), or "
-                    "pass neutral_if_unknown=True to size it neutrally (x1.0) and register it.", symbol=symbol,
-                )
-            raise UnknownSymbol(
-                f"Symbol {symbol!r} is inactive (not recomputed): activate it in admin, or pass "
-                "neutral_if_unknown=True to size it neutrally (x1.0).", symbol=symbol,
-            )
-        if active is None:
-            Symbol.objects.get_or_create(name=symbol)  # registered: recomputed from now on
-            hot_state.invalidate()
-        # Opted in: neutral throughout, the stack steps too (they would read an inactive symbol's old data).
-        return SizingRequest(
-            symbol=symbol, gross_target=gross_target, inverse_vol_size=gross_target, regime_multiplier=1.0,
-            sharpe_multiplier=1.0, intel=_neutral_intel("unknown_symbol" if active is None else "inactive_symbol"),
-            order_ref=order_ref, caller=caller,
-        )
-    return SizingRequest(
-        symbol=symbol,
-        gross_target=gross_target,
-        inverse_vol_size=inverse_vol_size(symbol, gross_target),
-        regime_multiplier=volatility_regime_scale(symbol),
-        sharpe_multiplier=size_multiplier(symbol),
-        intel=symbol_size_factor(symbol),
-        order_ref=order_ref,
-        caller=caller,
-    )
-
-
-def size_decide(symbol: str, gross_target: float, *, order_ref: str = "", caller: str = "",
-                journal: bool = True, neutral_if_unknown: bool = False) -> SizingDecision:
-    """Size one order and return its committed ledger row (with the whole breakdown).
-
-    With an order_ref, a repeat of the same (caller, order_ref) with the same symbol and gross
-    target returns the original row (its `replayed` is True) and writes nothing; with other inputs
-    it raises OrderRefConflict and writes nothing. During a database outage with the outage journal
-    enabled, the row is journaled instead and comes back unsaved (id and seq None, journal_ref set);
-    journal=False fails closed regardless.
-    """
-    refuse_caller_transaction(connections[DEFAULT_DB_ALIAS])
-    try:
-        request = _request(symbol, gross_target, order_ref, caller, neutral_if_unknown)
-        return decision_record(request=request, journal=journal)
-    except Exception as exc:
-        if _unrecordable(exc):
-            raise _unavailable(exc) from exc
-        raise
-
-
-def size_for(symbol: str, gross_target: float, *, order_ref: str = "", caller: str = "",
-             neutral_if_unknown: bool = False) -> float:
-    """
-    Final position size for a symbol:
-      gross_target -> inverse-volatility sizing -> ATR regime scale -> Sharpe multiplier
-      -> symbol intelligence factor (latest persisted snapshot, clamped to [0.25, 2.0]).
-
-    Raises ValueError for bad input before anything is written: a malformed symbol, a gross_target
-    that is not 0 or a positive normal number up to SIZING_MAX_GROSS, an unknown or inactive symbol
-    (UnknownSymbol, unless neutral_if_unknown=True sizes it at x1.0), an order_ref already sized with
-    other inputs (OrderRefConflict). Raises SizingUnavailable when the decision cannot be recorded
-    now (the database is down or read-only) and SizingInsideTransaction inside the caller's
-    transaction.atomic(): no size is ever handed out unrecorded. A repeated (caller, order_ref)
-    with the same inputs returns the original size.
-    """
-    refuse_caller_transaction(connections[DEFAULT_DB_ALIAS])
-    try:
-        return decision_size(request=_request(symbol, gross_target, order_ref, caller, neutral_if_unknown))
-    except Exception as exc:
-        if _unrecordable(exc):
-            raise _unavailable(exc) from exc
-        raise
-
-
-def size_decide_batch(orders: Iterable[tuple[str, float, str]], *, caller: str = "",
-                      journal: bool = True, neutral_if_unknown: bool = False) -> list[SizingDecision]:
-    """Size many (symbol, gross_target, order_ref) orders in one transaction: all rows or none.
-
-    Orders already sized (same caller and order_ref, same inputs) come back as their original rows.
-    """
-    refuse_caller_transaction(connections[DEFAULT_DB_ALIAS])
-    try:
-        requests = [_request(symbol, gross, order_ref, caller, neutral_if_unknown)
-                    for symbol, gross, order_ref in orders]
-        refs = [request.order_ref for request in requests if request.order_ref]
-        if len(refs) != len(set(refs)):
-            repeated = sorted({ref for ref in refs if refs.count(ref) > 1})
-            raise ValueError(f"order_ref {', '.join(map(repr, repeated[:5]))} appears more than once in this batch: "
-                             "each order of a batch needs its own order_ref.")
-        return decisions_record(requests=requests, journal=journal)
-    except Exception as exc:
-        if _unrecordable(exc):
-            raise _unavailable(exc) from exc
-        raise
+def size_decide_batch(orders, **options):
+    return service.size_decide_batch(orders, steps=_THIS_MODULE, **options)

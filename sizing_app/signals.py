@@ -5,8 +5,8 @@ Other processes see it through their hot state's poll (latest.REFRESH_SECONDS).
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from .latest import hot_state
 from .models import GlobalPolicy, Override, SizingSnapshot, Symbol
+from .sizing.hot_state import hot_state
 
 
 @receiver(post_save, sender=GlobalPolicy)

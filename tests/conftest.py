@@ -7,9 +7,13 @@ import tempfile
 import pytest
 from django.conf import settings
 
-from sizing_app.latest import hot_state
-from sizing_app.services.decisions import chain_heads
+from sizing_app.ledger.writer import chain_heads
+from sizing_app.sizing.hot_state import hot_state
+from tests.append_only import sqlite_empty_append_only_tables
 from tests.integration.conftest import real_process_collection_finish, real_process_unconfigure
+
+# Fixtures several packages use, defined once (requested by name; none is autouse).
+pytest_plugins = ["tests.fixtures.api", "tests.fixtures.sizing"]
 
 # Registered here, at the root, so that tests/integration and tests/faults (real worker, beat and
 # server processes on a test database other processes can open) work when run alone or together.
@@ -19,7 +23,8 @@ pytest_unconfigure = real_process_unconfigure
 # Tests read the hot state inline: a background thread cannot see a test's uncommitted rows.
 settings.SIZING_BACKGROUND_REFRESH = False
 # No collectstatic manifest in tests, and a fast hasher: test speed, not production settings.
-settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+settings.STORAGES = {**settings.STORAGES,
+                     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 if not os.environ.get("THROTTLE_CACHE_URL"):
@@ -44,3 +49,15 @@ def fresh_caches():
     yield
     hot_state.reset()
     chain_heads.forget()
+
+
+@pytest.fixture
+def empty_append_only_tables():
+    """Empty the ledger tables before pytest-django flushes the database after a transactional test.
+
+    On SQLite migration 0004 guards them with BEFORE DELETE triggers, and flush empties tables
+    with DELETE, so it would fail on the rows the test committed. PostgreSQL flushes with
+    TRUNCATE, which the guard deliberately lets through. Lift, delete, restore: one transaction.
+    """
+    yield
+    sqlite_empty_append_only_tables()

@@ -12,10 +12,9 @@ from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
-from rest_framework.views import exception_handler as drf_exception_handler
 
-from ..errors import SizingUnavailable
-from ..services.decisions import ledger_unreachable
+from ..ledger.writer import ledger_unreachable
+from ..sizing.errors import SizingUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +80,9 @@ def error_body(code: str, message: str, details=None) -> dict:
 
 
 def exception_handler(exc, context):
+    # Imported here: rest_framework.views reads the API settings on import, which name this module's parser.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     exc = _translate(exc)
     response = drf_exception_handler(exc, context)
     if response is None:

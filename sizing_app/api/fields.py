@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import timezone as dt_timezone
+from datetime import UTC
 from decimal import Decimal
 
 from django.core.validators import RegexValidator
@@ -12,7 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import SYMBOL_PATTERN
-from ..validation import gross_target_error
+from ..sizing.validation import gross_target_error
 
 SYMBOL_EXAMPLE = "BTCUSDC"
 
@@ -109,7 +109,7 @@ class UtcDateTimeField(serializers.DateTimeField):
     def to_internal_value(self, value):
         moment = super().to_internal_value(value)
         try:
-            return moment.astimezone(dt_timezone.utc)
+            return moment.astimezone(UTC)
         except (OverflowError, ValueError):
             raise serializers.ValidationError("Datetime is out of range.") from None
 

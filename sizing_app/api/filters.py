@@ -1,7 +1,7 @@
 """django-filter sets for the history lists; a malformed value is a 400 naming the parameter."""
 from __future__ import annotations
 
-from datetime import timezone as dt_timezone
+from datetime import UTC
 
 import django_filters
 from django import forms
@@ -24,7 +24,7 @@ class UtcIsoDateTimeField(NonBlankMixin, django_filters.fields.IsoDateTimeField)
         if moment is None:
             return None
         try:
-            return moment.astimezone(dt_timezone.utc)  # SQLite compares in UTC: overflow must fail here
+            return moment.astimezone(UTC)  # SQLite compares in UTC: overflow must fail here
         except (OverflowError, ValueError):
             raise forms.ValidationError("Datetime is out of range.") from None
 

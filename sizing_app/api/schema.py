@@ -53,7 +53,7 @@ class ApiAutoSchema(AutoSchema):
 
 def bulk_limits_hook(result, generator, request, public):
     """Document the bulk bodies' row limits (spectacular does not map a list serializer's length)."""
-    from .views import BULK_OPERATIONS
+    from .views.base import BULK_OPERATIONS
 
     for path_item in result.get("paths", {}).values():
         for operation in path_item.values():

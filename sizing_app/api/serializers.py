@@ -1,21 +1,27 @@
 """Small input and output serializers, one pair per operation; they hold shapes, never business rules."""
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
-from rest_framework import serializers
-
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
 
-from ..metrics import bars_per_year
+from ..domain.metrics import bars_per_year
 from ..models import Mode, Order, Override, RecomputeRun, Side, SizingDecision, SizingSnapshot, Symbol
-from ..validation import MAX_TEXT
-from .fields import (FiniteFloatField, GrossTargetField, MoneyField, StrictBooleanField, StrictCharField,
-                     StrictInputSerializer, SymbolField, TextField, UtcDateTimeField)
+from ..sizing.validation import MAX_TEXT
+from .fields import (
+    FiniteFloatField,
+    GrossTargetField,
+    MoneyField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictInputSerializer,
+    SymbolField,
+    TextField,
+    UtcDateTimeField,
+)
 
 MAX_SIZE_BATCH = 1000
 
@@ -68,7 +74,8 @@ class LatestFactorOutputSerializer(serializers.Serializer):
     components = ComponentsField()
     mode = serializers.ChoiceField(choices=Mode.choices, help_text="The mode in force (override, symbol, global).")
     override = LatestOverrideSerializer(allow_null=True, help_text="The active override, if any.")
-    stale = serializers.BooleanField(help_text="Too old (SIZING_MAX_AGE_SECONDS) to trust: the factor falls back to 1.0.")
+    stale = serializers.BooleanField(
+        help_text="Too old (SIZING_MAX_AGE_SECONDS) to trust: the factor falls back to 1.0.")
     fallback_reason = serializers.CharField(allow_blank=True, help_text='Why a neutral factor is used ("" if none).')
     intel_factor = serializers.FloatField(
         help_text="The factor proposed: persisted or pinned, within the clamp in force (1.0 when stale).")
@@ -194,7 +201,7 @@ class HealthOverviewOutputSerializer(serializers.Serializer):
 # Telemetry intake (bulk) -------------------------------------------------------------------------
 MAX_BULK_ROWS = 5000
 # Nothing tradable is older than 2009; a time more than a day ahead is a clock or unit error.
-EARLIEST_EVENT = datetime(2009, 1, 1, tzinfo=dt_timezone.utc)
+EARLIEST_EVENT = datetime(2009, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)
 
 
@@ -329,7 +336,8 @@ class RunTriggerOutputSerializer(serializers.Serializer):
 # Policy and overrides ----------------------------------------------------------------------------
 class SymbolModeSerializer(serializers.Serializer):
     symbol = serializers.CharField()
-    mode = serializers.CharField(help_text='The symbol\'s own mode: live, shadow, off, or "" to follow the global mode.')
+    mode = serializers.CharField(
+        help_text='The symbol\'s own mode: live, shadow, off, or "" to follow the global mode.')
 
 
 class PolicyOutputSerializer(serializers.Serializer):

@@ -1,7 +1,7 @@
 """Routes of /api/v1/ (included by project.urls)."""
 from django.urls import path, re_path, register_converter
 
-from . import views
+from .views import decisions, docs, factors, health, policy, runs, telemetry
 
 
 class Id64Converter:
@@ -19,26 +19,26 @@ class Id64Converter:
 register_converter(Id64Converter, "id64")
 
 urlpatterns = [
-    path("symbols/", views.SymbolListView.as_view(), name="api-symbols"),
-    path("factors/latest/", views.LatestFactorListView.as_view(), name="api-factors-latest"),
-    path("factors/latest/<str:symbol>/", views.LatestFactorDetailView.as_view(), name="api-factor-latest"),
-    path("factors/history/", views.FactorHistoryView.as_view(), name="api-factors-history"),
-    path("decisions/", views.DecisionListView.as_view(), name="api-decisions"),
-    path("decisions/<id64:pk>/", views.DecisionDetailView.as_view(), name="api-decision"),
-    path("size/", views.SizeView.as_view(), name="api-size"),
-    path("size/batch/", views.SizeBatchView.as_view(), name="api-size-batch"),
-    path("execution-health/", views.ExecutionHealthListView.as_view(), name="api-execution-health"),
-    path("execution-health/<str:symbol>/", views.ExecutionHealthDetailView.as_view(),
+    path("symbols/", factors.SymbolListView.as_view(), name="api-symbols"),
+    path("factors/latest/", factors.LatestFactorListView.as_view(), name="api-factors-latest"),
+    path("factors/latest/<str:symbol>/", factors.LatestFactorDetailView.as_view(), name="api-factor-latest"),
+    path("factors/history/", factors.FactorHistoryView.as_view(), name="api-factors-history"),
+    path("decisions/", decisions.DecisionListView.as_view(), name="api-decisions"),
+    path("decisions/<id64:pk>/", decisions.DecisionDetailView.as_view(), name="api-decision"),
+    path("size/", decisions.SizeView.as_view(), name="api-size"),
+    path("size/batch/", decisions.SizeBatchView.as_view(), name="api-size-batch"),
+    path("execution-health/", health.ExecutionHealthListView.as_view(), name="api-execution-health"),
+    path("execution-health/<str:symbol>/", health.ExecutionHealthDetailView.as_view(),
          name="api-execution-health-symbol"),
-    path("fills/", views.FillsBulkView.as_view(), name="api-fills"),
-    path("orders/", views.OrdersBulkView.as_view(), name="api-orders"),
-    path("candles/", views.CandlesBulkView.as_view(), name="api-candles"),
-    path("runs/", views.RunsView.as_view(), name="api-runs"),
-    path("policy/", views.PolicyView.as_view(), name="api-policy"),
-    path("policy/symbols/<str:symbol>/", views.PolicySymbolView.as_view(), name="api-policy-symbol"),
-    path("overrides/", views.OverridesView.as_view(), name="api-overrides"),
-    path("overrides/<id64:pk>/revoke/", views.OverrideRevokeView.as_view(), name="api-override-revoke"),
-    path("schema/", views.SchemaView.as_view(), name="api-schema"),
-    path("docs/", views.DocsView.as_view(), name="api-docs"),
-    re_path(r"^docs/assets/(?P<path>swagger-ui-dist/[A-Za-z0-9_.-]+)$", views.docs_asset, name="api-docs-asset"),
+    path("fills/", telemetry.FillsBulkView.as_view(), name="api-fills"),
+    path("orders/", telemetry.OrdersBulkView.as_view(), name="api-orders"),
+    path("candles/", telemetry.CandlesBulkView.as_view(), name="api-candles"),
+    path("runs/", runs.RunsView.as_view(), name="api-runs"),
+    path("policy/", policy.PolicyView.as_view(), name="api-policy"),
+    path("policy/symbols/<str:symbol>/", policy.PolicySymbolView.as_view(), name="api-policy-symbol"),
+    path("overrides/", policy.OverridesView.as_view(), name="api-overrides"),
+    path("overrides/<id64:pk>/revoke/", policy.OverrideRevokeView.as_view(), name="api-override-revoke"),
+    path("schema/", docs.SchemaView.as_view(), name="api-schema"),
+    path("docs/", docs.DocsView.as_view(), name="api-docs"),
+    re_path(r"^docs/assets/(?P<path>swagger-ui-dist/[A-Za-z0-9_.-]+)$", docs.docs_asset, name="api-docs-asset"),
 ]

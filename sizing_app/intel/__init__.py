@@ -1,0 +1,1 @@
+"""The plan's `intel` package: see symbol_score.py (a compatibility module)."""

@@ -1,32 +1,13 @@
-"""Symbol intelligence, computed live: a symbol's score, its size factor, and both together.
+"""The plan's symbol-intelligence module: a thin compatibility layer over recompute/live.py.
 
-The recompute persists the same numbers; the engine's hot path reads those (intel.persisted).
+compute_symbol_score and score_to_size_factor are the live computation's functions under the plan's
+names; symbol_size_factor is the plan's wrapper, which looks up compute_symbol_score in this module
+at each call (the plan's tests replace it). Sizing reads persisted factors instead (sizing.steps).
 """
-from django.utils import timezone
+from ..recompute.live import factor_for_score as score_to_size_factor
+from ..recompute.live import symbol_score_now as compute_symbol_score
 
-from .. import scoring, selectors
-from ..conf import sizing_settings
-from ..models import Symbol
-from ..services.recompute import bucket_for
-from ..validation import validate_symbol
-
-
-def compute_symbol_score(symbol: str) -> dict:
-    """Score a symbol from its data up to the current bucket: {"symbol", "score", "components"}."""
-    validate_symbol(symbol)
-    record = Symbol.objects.filter(name=symbol).first()
-    if record is None:
-        return {"symbol": symbol, "score": 0.0, "components": {}}
-    as_of = bucket_for(timezone.now())
-    inputs = selectors.symbol_inputs_bulk(symbols=[record], as_of=as_of)[record.pk]
-    score, components = scoring.score_components(scoring.compute_metrics(inputs))
-    return {"symbol": symbol, "score": score, "components": components}
-
-
-def score_to_size_factor(score: float) -> float:
-    """Continuous, non-decreasing, 1.0 at 0, within the configured clamp (at most [0.25, 2.0])."""
-    config = sizing_settings()
-    return scoring.score_to_size_factor(score, config.factor_min, config.factor_max)
+__all__ = ["compute_symbol_score", "score_to_size_factor", "symbol_size_factor"]
 
 
 def symbol_size_factor(symbol: str) -> dict:

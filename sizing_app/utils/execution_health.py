@@ -1,83 +1,22 @@
-"""Execution health: per-symbol execution quality, market regime and the sizing in force.
+"""The plan's execution-health module: a thin compatibility layer over selectors/health.py.
 
-Reads persisted snapshots only (through `symbol_size_factor` and the stack steps), never recomputes.
+As in the plan, `symbol_size_factor` (the persisted factor) and `size_multiplier` are looked up in
+this module at each call, so replacing them here (the plan's tests do) changes the result.
 """
-from django.utils import timezone
+import sys
 
-from ..intel.persisted import symbol_size_factor
-from ..latest import hot_state
-from ..models import RecomputeRun, SizingSnapshot, Symbol
-from ..position_sizing import volatility_regime_scale
-from ..risk_autotune import size_multiplier
-from ..services.decisions import policy_apply
-from ..validation import validate_symbol
+from ..selectors import health
+from ..sizing.steps import inverse_vol_size
+from ..sizing.steps import persisted_factor as symbol_size_factor
+from ..sizing.steps import regime_multiplier as volatility_regime_scale
+from ..sizing.steps import sharpe_multiplier as size_multiplier
 
+__all__ = ["compute_execution_health", "inverse_vol_size", "size_multiplier", "symbol_size_factor",
+           "volatility_regime_scale"]
 
-def _symbol_health(symbol: str, snapshot: SizingSnapshot | None) -> dict:
-    policy = hot_state.policy(symbol)
-    intel = symbol_size_factor(symbol)
-    size_factor = intel["size_factor"]
-    size_multiplier_value = size_multiplier(symbol)
-    intel_factor, applied_factor, fallback_reason = policy_apply(intel=intel, policy=policy)
-    now = timezone.now()
-    return {
-        "symbol": symbol,
-        "as_of": snapshot.as_of if snapshot else None,
-        "age_seconds": (now - snapshot.as_of).total_seconds() if snapshot else None,
-        "stale": bool(intel.get("stale", False)),
-        "status": snapshot.status if snapshot else "no_snapshot",
-        "execution": {
-            "slippage_bps": snapshot.slippage_bps if snapshot else None,
-            "fill_rate": snapshot.fill_rate if snapshot else None,
-            "maker_ratio": snapshot.maker_ratio if snapshot else None,
-            "fill_count": snapshot.fill_count if snapshot else 0,
-            "order_count": snapshot.order_count if snapshot else 0,
-        },
-        "market": {
-            "atr_pct": snapshot.atr_pct if snapshot else None,
-            "atr_regime_ratio": snapshot.atr_regime_ratio if snapshot else None,
-            "realized_volatility": snapshot.realized_volatility if snapshot else None,
-            "market_sharpe_7d": snapshot.market_sharpe_7d if snapshot else None,
-        },
-        "sizing": {
-            "sharpe_7d": snapshot.sharpe_7d if snapshot else None,
-            "max_drawdown": snapshot.max_drawdown if snapshot else None,
-            "size_multiplier": size_multiplier_value,
-            "regime_multiplier": volatility_regime_scale(symbol),
-            "inverse_vol_multiplier": snapshot.inverse_vol_multiplier if snapshot else 1.0,
-            "score": intel.get("score"),
-            "raw_intel_size_factor": size_factor,
-            "intel_size_factor": intel_factor,
-            "applied_intel_size_factor": applied_factor,
-            # As in the plan: the Sharpe multiplier times the intel factor actually applied.
-            "final_size_factor": size_multiplier_value * applied_factor,
-            "mode": policy.mode,
-            "override_id": policy.override.pk if policy.override is not None else None,
-            "fallback_reason": fallback_reason,
-        },
-    }
+_THIS_MODULE = sys.modules[__name__]
 
 
 def compute_execution_health(symbol: str | None = None) -> dict:
-    """One symbol's health, or every active symbol's plus the latest recompute run."""
-    if symbol is not None:
-        latest = hot_state.latest(validate_symbol(symbol))
-        snapshot = SizingSnapshot.objects.filter(pk=latest.snapshot_id).first() if latest else None
-        return _symbol_health(symbol, snapshot)
-    run = RecomputeRun.objects.order_by("-started_at").first()
-    names = list(Symbol.objects.filter(is_active=True).order_by("name").values_list("name", flat=True))
-    latest = hot_state.latest_all()
-    # One query for every symbol's snapshot: the dashboard asks for hundreds at once.
-    snapshots = SizingSnapshot.objects.in_bulk([latest[name].snapshot_id for name in names if name in latest])
-    return {
-        "generated_at": timezone.now(),
-        "latest_run": None if run is None else {
-            "id": run.pk, "as_of": run.as_of, "status": run.status, "started_at": run.started_at,
-            "duration_seconds": run.duration_seconds, "symbols_ok": run.symbols_ok,
-            "symbols_failed": run.symbols_failed, "symbols_existing": run.symbols_existing,
-        },
-        "symbols": {
-            name: _symbol_health(name, snapshots.get(latest[name].snapshot_id) if name in latest else None)
-            for name in names
-        },
-    }
+    """One symbol's health, or every active symbol's plus the latest recompute run (selectors.health)."""
+    return health.compute_execution_health(symbol, steps=_THIS_MODULE)

@@ -9,11 +9,11 @@ from django.core.cache import caches
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from sizing_app.api import authentication, throttling, views
+from sizing_app.api import authentication, throttling
+from sizing_app.api.views import docs, factors
 from sizing_app.models import Fill, SizingDecision
 from sizing_app.roles import DASHBOARD, ENGINE
-
-from .conftest import client_for
+from tests.fixtures.api import client_for
 
 
 def assert_json_error(response, status: int, code: str | None = None):
@@ -94,7 +94,7 @@ def test_unexpected_failures_are_a_json_500(api_users, market, monkeypatch):
     def explode(self, request):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(views.SymbolListView, "get", explode)
+    monkeypatch.setattr(factors.SymbolListView, "get", explode)
     client = Client(raise_request_exception=False, HTTP_AUTHORIZATION=f"Token {api_users[ENGINE][1]}")
     error = assert_json_error(client.get("/api/v1/symbols/"), 500, "server_error")
     assert "boom" not in error["message"]
@@ -113,7 +113,7 @@ def test_schema_formats(clients, market):
 
 def test_docs_use_local_swagger_assets_when_installed(clients, market):
     page = clients[DASHBOARD].get("/api/v1/docs/").content.decode()
-    if views.SWAGGER_ASSETS is None:
+    if docs.SWAGGER_ASSETS is None:
         pytest.skip("drf-spectacular-sidecar not installed: Swagger UI comes from the CDN")
     assert "/api/v1/docs/assets/swagger-ui-dist/swagger-ui-bundle.js" in page
     asset = Client().get("/api/v1/docs/assets/swagger-ui-dist/swagger-ui.css")

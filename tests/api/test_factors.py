@@ -119,7 +119,8 @@ def test_history_filters(engine, market):
     old = make_snapshot(btc, as_of=now - timedelta(days=2))
     mid = make_snapshot(btc, as_of=now - timedelta(days=1))
     recent = market["snapshots"]["BTCUSDC"]
-    ids = lambda query: [row["id"] for row in engine.get(f"/api/v1/factors/history/?{query}").json()["results"]]
+    def ids(query):
+        return [row["id"] for row in engine.get(f"/api/v1/factors/history/?{query}").json()["results"]]
     assert ids("symbol=BTCUSDC") == [recent.pk, mid.pk, old.pk]
     since = (now - timedelta(days=1)).isoformat().replace("+00:00", "Z")
     assert ids(f"symbol=BTCUSDC&since={since}") == [recent.pk, mid.pk]

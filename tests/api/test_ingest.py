@@ -63,8 +63,8 @@ def test_fills_are_recorded_exactly(engine):
 
 
 def test_json_number_money_keeps_its_digits(engine):
-    body = '[{"symbol": "BTCUSDC", "trade_id": "n1", "side": "buy", "qty": 0.100000000001, "price": 64000.123456789012,' \
-           f' "executed_at": "{iso(T0)}"}}]'
+    body = ('[{"symbol": "BTCUSDC", "trade_id": "n1", "side": "buy", "qty": 0.100000000001, '
+            f'"price": 64000.123456789012, "executed_at": "{iso(T0)}"}}]')
     assert engine.post("/api/v1/fills/", body, content_type="application/json").status_code == 200
     stored = Fill.objects.get(trade_id="n1")
     assert stored.qty == Decimal("0.100000000001")

@@ -5,23 +5,24 @@ expects 401 (anonymous) or 403 and checks that nothing was written.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 from unittest import mock
 
 import pytest
 from django.urls import URLPattern
 from django.utils import timezone
 
-from sizing_app import signal_generator, tasks
+from sizing_app import signal_generator
 from sizing_app.api import urls as api_urls
 from sizing_app.api.permissions import ACCESS, EVERY_ROLE, PEOPLE, RolePermission
 from sizing_app.models import Candle, Fill, GlobalPolicy, Order, Override, SizingDecision, Symbol
+from sizing_app.recompute import tasks
 from sizing_app.roles import COMPLIANCE, DASHBOARD, ENGINE, RISK, ROLES
 from tests.factories import make_override
-
-from .conftest import PRINCIPALS
+from tests.fixtures.api import PRINCIPALS
 
 NOW = timezone.now()
 FILL = {"symbol": "BTCUSDC", "trade_id": "t-1", "side": "buy", "qty": "0.5", "price": "100.25",
@@ -154,7 +155,7 @@ def test_anonymous_is_asked_for_a_token(clients):
 
 
 def test_bad_tokens_are_refused_without_data(api_users, market):
-    from .conftest import client_for
+    from tests.fixtures.api import client_for
 
     for token in ("0" * 40, "not a token", "x" * 500, "é" * 40):
         response = client_for("x").get("/api/v1/symbols/", HTTP_AUTHORIZATION=f"Token {token}")
@@ -166,7 +167,7 @@ def test_user_with_no_role_is_refused_everywhere(db, market):
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
-    from .conftest import client_for
+    from tests.fixtures.api import client_for
 
     user = get_user_model().objects.create_user("nobody")
     client = client_for(Token.objects.create(user=user).key)
@@ -177,7 +178,7 @@ def test_user_with_no_role_is_refused_everywhere(db, market):
 def test_several_roles_add_up(db, market):
     from django.contrib.auth.models import Group
 
-    from .conftest import client_for, make_api_user
+    from tests.fixtures.api import client_for, make_api_user
 
     user, token = make_api_user(ENGINE)
     user.groups.add(Group.objects.get(name=COMPLIANCE))
@@ -187,7 +188,7 @@ def test_several_roles_add_up(db, market):
 
 
 def test_roles_are_read_once_per_request(api_users, market, django_assert_num_queries):
-    from .conftest import client_for
+    from tests.fixtures.api import client_for
 
     client = client_for(api_users[DASHBOARD][1])
     client.get("/api/v1/symbols/")  # token now cached, with its user

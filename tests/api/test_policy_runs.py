@@ -8,9 +8,10 @@ import pytest
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from sizing_app import signal_generator, tasks
-from sizing_app.api import views
+from sizing_app import signal_generator
+from sizing_app.api.views import runs as views
 from sizing_app.models import GlobalPolicy, Override, RecomputeRun, Symbol
+from sizing_app.recompute import tasks
 from sizing_app.roles import DASHBOARD, ENGINE, RISK
 from tests.factories import make_override
 

@@ -21,8 +21,8 @@ import yaml
 from django.core.management import call_command
 from django.urls import URLPattern
 
-from sizing_app import tasks
 from sizing_app.api.permissions import ACCESS
+from sizing_app.recompute import tasks
 from sizing_app.roles import ROLES
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
@@ -65,7 +65,7 @@ def test_schema_describes_every_endpoint(schema):
 
 def test_operation_descriptions_are_their_views_own(schema):
     """No operation is described by a docstring inherited from the API's base classes (notes for maintainers)."""
-    from sizing_app.api import views
+    from sizing_app.api.views import base as views
 
     internal = {views.CachedAllowMixin.__doc__, views.StrictQueryMixin.__doc__}
     descriptions = [op.get("description", "") for item in schema["paths"].values() for op in item.values()]
@@ -133,8 +133,7 @@ def live_api(transactional_db, live_server, settings):
     from django.contrib.auth.models import Group, Permission
 
     from sizing_app.roles import sync_role_groups
-
-    from .conftest import PRINCIPALS, make_api_user
+    from tests.fixtures.api import PRINCIPALS, make_api_user
 
     _ledger_guards("install")
     sync_role_groups(Group, Permission)  # an earlier flush may have emptied the groups

@@ -8,6 +8,7 @@ import pytest
 from sizing_app import signal_generator
 from sizing_app.models import SizingDecision
 from sizing_app.roles import COMPLIANCE, ENGINE
+from sizing_app.sizing import service as sizing_service
 
 
 @pytest.fixture
@@ -91,7 +92,7 @@ def test_value_error_from_sizing_is_a_400(engine, market, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("volatility_regime_scale must be finite")
 
-    monkeypatch.setattr(signal_generator, "size_decide", broken)
+    monkeypatch.setattr(sizing_service, "size_decide", broken)
     response = engine.post("/api/v1/size/", {"symbol": "BTCUSDC", "gross_target": 1}, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["message"] == "volatility_regime_scale must be finite"
@@ -144,7 +145,8 @@ def ledger(market):
 
 def test_decisions_list_filters_and_detail(clients, ledger):
     client = clients[COMPLIANCE]
-    ids = lambda query: [row["id"] for row in client.get(f"/api/v1/decisions/?{query}").json()["results"]]
+    def ids(query):
+        return [row["id"] for row in client.get(f"/api/v1/decisions/?{query}").json()["results"]]
     assert ids("") == [decision.pk for decision in reversed(ledger)]
     assert ids("symbol=ETHUSDC") == [ledger[5].pk, ledger[3].pk, ledger[1].pk]
     assert ids("order_ref=ref-2") == [ledger[2].pk]

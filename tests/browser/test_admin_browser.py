@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group, Permission
 from playwright.sync_api import expect
 
 from sizing_app.roles import sync_role_groups
-from tests.test_admin import PASSWORD, XSS_ORDER_REF, build_ledger, role_user
+from tests.admin.test_admin import PASSWORD, XSS_ORDER_REF, build_ledger, role_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -127,7 +127,7 @@ def test_policy_history_renders_under_the_content_security_policy(page, live_ser
     from django.contrib.auth.models import User
 
     from sizing_app.models import Symbol
-    from sizing_app.services import policy
+    from sizing_app.policy import services as policy
 
     risk = User.objects.create_superuser("rita", password=PASSWORD)
     symbol = Symbol.objects.get(name="BTCUSDC")

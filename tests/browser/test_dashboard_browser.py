@@ -16,14 +16,14 @@ from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from sizing_app.latest import hot_state
+from sizing_app.demo.seed import demo_seed
 from sizing_app.models import SizingSnapshot, Symbol
+from sizing_app.policy import services as policy_service
+from sizing_app.recompute.service import bucket_for, recompute_run
 from sizing_app.roles import sync_role_groups
-from sizing_app.services import policy as policy_service
-from sizing_app.services.demo import demo_seed
-from sizing_app.services.recompute import bucket_for, recompute_run
 from sizing_app.signal_generator import size_for
-from tests.test_admin import PASSWORD, XSS_ORDER_REF, role_user
+from sizing_app.sizing.hot_state import hot_state
+from tests.admin.test_admin import PASSWORD, XSS_ORDER_REF, role_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -162,7 +162,8 @@ def test_tiles_show_the_api_factors_and_flag_the_stale_snapshot(page, live_serve
     # The header: the latest run and the global mode.
     run = health["latest_run"]
     expect(page.locator('[data-run="summary"]')).to_contain_text(f"#{run['id']}")
-    expect(page.locator('[data-run="status"]')).to_contain_text(f"{run['symbols_ok']} ok · {run['symbols_failed']} failed")
+    expect(page.locator('[data-run="status"]')).to_contain_text(
+        f"{run['symbols_ok']} ok · {run['symbols_failed']} failed")
     expect(page.locator('[data-run="global-mode"]')).to_have_text("LIVE")
     expect(page.locator("[data-announcer]")).to_contain_text("Loaded 4 symbols")
     screenshot(page, artifacts / "dashboard-1280.png")
@@ -173,7 +174,8 @@ def test_filters_show_exactly_the_matching_tiles(page, live_server, demo_market)
     page.set_viewport_size(WIDE)
     open_overview(page, live_server)
     health = api_health(page, live_server)
-    finals = {symbol: Decimal(factor_text(e["sizing"]["final_size_factor"])[:-1]) for symbol, e in health["symbols"].items()}
+    finals = {symbol: Decimal(factor_text(entry["sizing"]["final_size_factor"])[:-1])
+              for symbol, entry in health["symbols"].items()}
     reduced = {symbol for symbol, final in finals.items() if final < 1}
     increased = {symbol for symbol, final in finals.items() if final > 1}
     assert reduced == {"DOGEUSDT"} and increased == {"BTCUSDC", "ETHUSDC"}  # the demo is deterministic

@@ -13,11 +13,10 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.db import connection
 
-from sizing_app.services.recompute import recompute_run
+from sizing_app.recompute.service import recompute_run
 from tests.integration.conftest import (  # noqa: F401  (fixtures, found by name)
     beats,
     celery_worker,
-    empty_append_only_tables,
     make_market,
     recompute_interval,
     required_services,
@@ -29,6 +28,11 @@ from .engine import EngineProcess
 from .tcp_proxy import ProxyProcess
 
 NAMES = ["BTCUSDC", "ETHUSDC"]
+
+
+@pytest.fixture(autouse=True)
+def _empty_append_only_tables(empty_append_only_tables):
+    """Real processes commit ledger and snapshot rows: every test here empties them (tests/conftest.py)."""
 
 
 @pytest.fixture()
@@ -62,7 +66,7 @@ def database_proxy(postgres):
 
 
 @pytest.fixture()
-def engines(stack, database_proxy):
+def engines(stack, database_proxy):  # noqa: F811  (the stack fixture, imported above to be found by name)
     """Start engine processes whose DATABASE_URL goes through the proxy; all killed after the test."""
     started: list[EngineProcess] = []
 

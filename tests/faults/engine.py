@@ -24,8 +24,9 @@ ANSWER_TIMEOUT_SECONDS = 30.0
 
 # The engine process --------------------------------------------------------------------------
 def _handle(request: dict) -> dict:
-    from sizing_app.intel.persisted import symbol_size_factor
-    from sizing_app.signal_generator import SizingUnavailable, size_for
+    from sizing_app.signal_generator import size_for
+    from sizing_app.sizing.errors import SizingUnavailable
+    from sizing_app.sizing.steps import persisted_factor as symbol_size_factor
 
     if request["op"] == "size":
         try:
@@ -47,7 +48,7 @@ def main() -> None:
     django.setup()
     from django.conf import settings
 
-    from sizing_app.latest import REFRESH_SECONDS, hot_state
+    from sizing_app.sizing.hot_state import REFRESH_SECONDS, hot_state
 
     warm = os.environ.get("SIZING_FAULT_ENGINE_WARM", "1") == "1"
     if warm:

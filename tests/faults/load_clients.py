@@ -145,9 +145,9 @@ def engine_main(args) -> None:
     import django
 
     django.setup()
-    from sizing_app.latest import hot_state
     from sizing_app.models import SizingDecision
     from sizing_app.signal_generator import size_for
+    from sizing_app.sizing.hot_state import hot_state
 
     SizingDecision.objects.exists()  # connect and load the hot state before the load starts
     hot_state.latest(args.symbols[0])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 import re
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -159,7 +159,7 @@ def test_broker_outage_sizing_serves_last_snapshots_goes_stale_and_recovers_with
     # The worker's path comes back: the expired sends are dropped, the current one runs.
     assert stack.queued() >= 2
     oldest_expires = oldest_queued_expiry(stack.redis_url)
-    wait_for(lambda: datetime.now(dt_timezone.utc) > oldest_expires, what="the oldest queued send to expire",
+    wait_for(lambda: datetime.now(UTC) > oldest_expires, what="the oldest queued send to expire",
              timeout=RECOMPUTE_SECONDS + 5)
     worker_log_start = len(worker.process.log())
     worker_path.proxy.restart()

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 from django.db.models import Count
 
-from sizing_app import tasks
-from sizing_app.intel.persisted import symbol_size_factor
-from sizing_app.latest import hot_state
 from sizing_app.models import RecomputeRun, SizingDecision, SizingSnapshot
-from sizing_app.services import recompute as service
+from sizing_app.recompute import service as service
+from sizing_app.recompute import tasks
 from sizing_app.signal_generator import size_for
+from sizing_app.sizing.hot_state import hot_state
+from sizing_app.sizing.steps import persisted_factor as symbol_size_factor
 from tests.integration.conftest import RECOMPUTE_SECONDS, make_market, wait_for
 
 NAMES = ["BTCUSDC", "ETHUSDC", "SOLUSDC", "XRPUSDC"]
@@ -45,7 +45,7 @@ def chunk_results(log: str, task_id: str) -> list[str]:
 def test_redelivered_chunk_is_recorded_once_while_open_and_after_close(worker):
     make_market(NAMES)
     ids = service.symbol_ids_for_run(None)
-    run = service.run_start(trigger="manual", as_of=service.bucket_for(datetime.now(dt_timezone.utc)),
+    run = service.run_start(trigger="manual", as_of=service.bucket_for(datetime.now(UTC)),
                             symbol_ids=ids, chunk_size=2)
     first, second = service.chunked(ids, 2)
     log_start = len(worker.process.log())
@@ -103,7 +103,7 @@ class Clock:
 
 @pytest.fixture()
 def clock(monkeypatch):
-    start = service.bucket_for(datetime.now(dt_timezone.utc), RECOMPUTE_SECONDS) + timedelta(seconds=3)
+    start = service.bucket_for(datetime.now(UTC), RECOMPUTE_SECONDS) + timedelta(seconds=3)
     clock = Clock(start)
     monkeypatch.setattr("django.utils.timezone.now", clock)
     return clock
@@ -259,7 +259,8 @@ def test_a_broker_lost_mid_fan_out_closes_the_run_and_blocks_no_later_run(clock,
     assert all(reason.startswith("not queued: OperationalError: [Errno 111]") for reason in run.errors.values())
     assert run.chunks_done == list(range(len(NAMES)))
 
-    monkeypatch.setattr(tasks, "recompute_chunk", SimpleNamespace(delay=lambda **kwargs: service.chunk_recompute(**kwargs)))
+    monkeypatch.setattr(tasks, "recompute_chunk",
+                        SimpleNamespace(delay=lambda **kwargs: service.chunk_recompute(**kwargs)))
     clock.jump(timedelta(seconds=RECOMPUTE_SECONDS))  # the broker is back by the next tick
     following = beat_fires()
     assert following is not None and following.status == RecomputeRun.Status.OK

@@ -29,18 +29,34 @@ from django.utils import timezone
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from sizing_app import metrics, scoring
 from sizing_app.api.serializers import MAX_BULK_ROWS, MAX_SIZE_BATCH
+from sizing_app.domain import metrics, scoring
 from sizing_app.models import SYMBOL_PATTERN, SizingDecision
 from sizing_app.signal_generator import size_decide, size_decide_batch, size_for
-from sizing_app.validation import SMALLEST_NORMAL, MAX_TEXT, validate_gross_target, validate_symbol, validate_text
-from tests.api.conftest import api_users, clients, fresh_api_state, market  # noqa: F401  (fixtures)
+from sizing_app.sizing.validation import (
+    MAX_TEXT,
+    SMALLEST_NORMAL,
+    validate_gross_target,
+    validate_symbol,
+    validate_text,
+)
 from tests.factories import make_snapshot, make_symbol
 
 from .hostile import (
-    EDGE_FLOATS, HOSTILE_STRINGS, HTML, SQL, any_json, bad_json_numbers, bad_numbers, fingerprint,
-    hostile_text, malformed_symbols,
+    EDGE_FLOATS,
+    HOSTILE_STRINGS,
+    HTML,
+    SQL,
+    any_json,
+    bad_json_numbers,
+    bad_numbers,
+    fingerprint,
+    hostile_text,
+    malformed_symbols,
 )
+
+# API tokens, throttle counts and cached JSON start empty in every test (tests/fixtures/api.py).
+pytestmark = pytest.mark.usefixtures("fresh_api_state")
 
 FIXTURES = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=40,
                     database=None)
@@ -133,7 +149,7 @@ _fuzz_callers = itertools.count()
        order_ref=st.one_of(st.sampled_from([SQL, HTML, "\u202eRTL", "B\u0301", "😀" * 32, "x" * 128]),
                            st.text(alphabet=PRINTABLE, max_size=128)))
 def test_good_input_gives_a_finite_size_within_the_stack_clamp(stack_corner, gross, order_ref):
-    # A caller of its own per example: the same order_ref twice would be one order (tests/test_engine_path.py).
+    # A caller of its own per example: the same order_ref twice would be one order (tests/sizing/test_engine_path.py).
     decision = size_decide("BTCUSDC", gross, order_ref=order_ref, caller=f"fuzz-{next(_fuzz_callers)}")
     stored = SizingDecision.objects.get(pk=decision.pk)
     for value in (decision.final_size, stored.final_size):

@@ -27,10 +27,10 @@ from django.db import connection
 from django.utils import timezone
 
 from sizing_app.models import RecomputeRun, SizingDecision, SizingSnapshot
+from sizing_app.recompute.service import bucket_for
+from sizing_app.recompute.tasks import recompute
 from sizing_app.roles import sync_role_groups
-from sizing_app.services.recompute import bucket_for
-from sizing_app.tasks import recompute
-from tests.api.conftest import make_api_user
+from tests.fixtures.api import make_api_user
 from tests.integration.conftest import RECOMPUTE_SECONDS, ROOT, make_market, wait_for
 
 from .load_clients import ClientProcess, client_command, read_outcomes

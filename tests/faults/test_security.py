@@ -28,12 +28,13 @@ from rest_framework.test import APIClient
 
 from sizing_app.models import RecomputeRun, SizingDecision, SizingSnapshot
 from sizing_app.signal_generator import size_for
-from tests.api.conftest import (  # noqa: F401  (fixtures)
-    PRINCIPALS, api_users, clients, fresh_api_state, market,
-)
 from tests.factories import make_override
+from tests.fixtures.api import PRINCIPALS
 
 from .hostile import assert_record_only_grew, fingerprint, record_rows
+
+# API tokens, throttle counts and cached JSON start empty in every test (tests/fixtures/api.py).
+pytestmark = pytest.mark.usefixtures("fresh_api_state")
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = {"DEBUG": "false", "HTTPS": "true", "ALLOWED_HOSTS": "sizing.example.com"}
@@ -254,7 +255,7 @@ TAMPER = {"id": 1, "seq": 1, "symbol": "BTCUSDC", "gross_target": 1e9, "final_si
 
 
 def test_no_api_route_changes_an_existing_ledger_or_snapshot_row_for_any_role(clients, record, monkeypatch):
-    from sizing_app import tasks
+    from sizing_app.recompute import tasks
 
     monkeypatch.setattr(tasks.recompute, "apply_async", lambda *a, **k: type("Result", (), {"id": "stub"})())
     before = record_rows()

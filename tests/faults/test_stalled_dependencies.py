@@ -30,7 +30,7 @@ from rest_framework.authtoken.models import Token
 from sizing_app.api.throttling import CACHE_RETRY_SECONDS
 from sizing_app.models import RecomputeRun, SizingDecision
 from sizing_app.roles import ENGINE, RISK, sync_role_groups
-from tests.api.conftest import make_api_user
+from tests.fixtures.api import make_api_user
 from tests.integration.conftest import ROOT, service_unavailable
 
 from .ledger_checks import ledger_refs

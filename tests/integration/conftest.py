@@ -28,7 +28,6 @@ from django.utils import timezone
 from kombu.exceptions import ChannelError
 
 from project.celery import app
-from tests.append_only import sqlite_empty_append_only_tables
 from tests.processes import ManagedProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -370,15 +369,8 @@ def worker(celery_worker):
 
 
 @pytest.fixture(autouse=True)
-def empty_append_only_tables():
-    """Empty the ledger tables before pytest-django flushes the database after each test.
-
-    On SQLite migration 0004 guards them with BEFORE DELETE triggers, and flush empties tables
-    with DELETE, so it would fail on the snapshots the worker wrote. PostgreSQL flushes with
-    TRUNCATE, which the guard deliberately lets through. Lift, delete, restore: one transaction.
-    """
-    yield
-    sqlite_empty_append_only_tables()
+def _empty_append_only_tables(empty_append_only_tables):
+    """Real processes commit ledger and snapshot rows: every test here empties them (tests/conftest.py)."""
 
 
 @pytest.fixture(autouse=True)

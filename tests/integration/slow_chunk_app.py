@@ -32,7 +32,7 @@ app.conf.worker_lost_wait = 1.0
 def pause_slow_chunks_before_commit(**_):
     from django.db import transaction
 
-    from sizing_app.services import recompute
+    from sizing_app.recompute import service as recompute
 
     delay = float(os.environ["SIZING_TEST_CHUNK_DELAY"])
     prefix = os.environ.get("SIZING_TEST_SLOW_PREFIX", "SLOW")

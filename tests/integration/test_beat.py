@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.db.models import Count
 
 from sizing_app.models import RecomputeRun, SizingSnapshot
-from sizing_app.schedule import declared_entries
+from sizing_app.recompute.schedule import declared_entries
 
 from .conftest import RECOMPUTE_SECONDS, make_market, wait_for
 

@@ -15,8 +15,8 @@ import uuid
 import pytest
 
 from sizing_app.models import RecomputeRun, SizingSnapshot
-from sizing_app.services.recompute import chunked, symbol_ids_for_run
-from sizing_app.tasks import recompute
+from sizing_app.recompute.service import chunked, symbol_ids_for_run
+from sizing_app.recompute.tasks import recompute
 
 from .conftest import Worker, make_market, wait_for
 

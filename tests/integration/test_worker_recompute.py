@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from sizing_app.models import RecomputeRun, SizingSnapshot
-from sizing_app.tasks import recompute
+from sizing_app.recompute.tasks import recompute
 
 from .conftest import make_market, wait_for
 

@@ -2,9 +2,9 @@
 
 Each file is imported in its own transaction; see docs/importing.md for the formats and the rules.
 """
-from sizing_app.importers.candle_parsers import CANDLE_FORMATS
-from sizing_app.importers.cli import ImportCommand
-from sizing_app.importers.services import candles_import
+from ...telemetry.importers.candle_parsers import CANDLE_FORMATS
+from ...telemetry.importers.candles import candles_import
+from ..importing import ImportCommand
 
 
 class Command(ImportCommand):

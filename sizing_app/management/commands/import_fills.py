@@ -2,9 +2,9 @@
 
 Each file is imported in its own transaction; see docs/importing.md for the formats and the rules.
 """
-from sizing_app.importers.cli import ImportCommand
-from sizing_app.importers.fill_parsers import FILL_FORMATS
-from sizing_app.importers.services import fills_import
+from ...telemetry.importers.fill_parsers import FILL_FORMATS
+from ...telemetry.importers.fills import fills_import
+from ..importing import ImportCommand
 
 
 class Command(ImportCommand):

@@ -4,7 +4,7 @@ from datetime import datetime
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
-from ...services.recompute import DEFAULT_CHUNK_SIZE, bucket_for, recompute_run
+from ...recompute.service import DEFAULT_CHUNK_SIZE, bucket_for, recompute_run
 from ..progress import Progress
 
 

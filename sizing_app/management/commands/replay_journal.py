@@ -6,8 +6,8 @@ is for when none is sizing, or to see that the journal is empty before maintenan
 from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError
 
-from ...journal import JournalCorrupt, journal_path
-from ...services.decisions import journal_replay_pending
+from ...ledger.journal import JournalCorrupt, journal_path
+from ...ledger.replay import journal_replay_pending
 
 
 class Command(BaseCommand):

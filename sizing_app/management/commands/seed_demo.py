@@ -1,16 +1,14 @@
 """`manage.py seed_demo`: a deterministic demo data set (candles, orders, fills, snapshot history).
 
-A thin shell over `sizing_app.services.demo`: parses options, draws progress, prints the summary.
+A thin shell over `sizing_app.demo.seed`: parses options, draws progress, prints the summary.
 """
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from ...services.demo import (
-    DEFAULT_DAYS, DEFAULT_HISTORY_HOURS, DEFAULT_SEED, DEMO_SYMBOL_NAMES, DemoProgress, DemoSummary, demo_reset,
-    demo_seed,
-)
+from ...demo.market import DEFAULT_DAYS, DEFAULT_HISTORY_HOURS, DEFAULT_SEED, DEMO_SYMBOL_NAMES
+from ...demo.seed import DemoProgress, DemoSummary, demo_reset, demo_seed
 
 
 def _parse_end(value: str) -> datetime:
@@ -18,7 +16,7 @@ def _parse_end(value: str) -> datetime:
         moment = datetime.fromisoformat(value)
     except ValueError as exc:
         raise CommandError(f"--end {value!r} is not an ISO datetime (e.g. 2025-03-01T12:00Z).") from exc
-    return moment.replace(tzinfo=dt_timezone.utc) if timezone.is_naive(moment) else moment
+    return moment.replace(tzinfo=UTC) if timezone.is_naive(moment) else moment
 
 
 def _parse_symbols(value: str) -> list[str]:

@@ -5,8 +5,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from ...schedule import SCHEDULE_PREFIX, declared_entries
-
+from ...recompute.schedule import SCHEDULE_PREFIX, declared_entries
 
 DECLARED_MARK = "synced from code; declared interval (s): "
 

@@ -3,8 +3,9 @@ from decimal import Decimal, InvalidOperation
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ...signal_generator import SizingInsideTransaction, SizingUnavailable, size_decide
-from ...validation import gross_target_error
+from ...signal_generator import size_decide
+from ...sizing.errors import SizingInsideTransaction, SizingUnavailable
+from ...sizing.validation import gross_target_error
 
 
 def gross_target_argument(text: str) -> Decimal:

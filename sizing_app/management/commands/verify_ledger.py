@@ -17,9 +17,9 @@ from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Count
 from django.utils import timezone
 
-from ...ledger import HASHED_FIELDS, ChainHead, verify_chain
+from ...ledger.chain import HASHED_FIELDS, ChainHead, verify_chain
 from ...models import SizingDecision
-from ...validation import validate_symbol
+from ...sizing.validation import validate_symbol
 from ..progress import Progress
 
 ANCHOR_FORMAT = "sizing-ledger-heads/1"

@@ -1,0 +1,1 @@
+"""The demo market: a deterministic simulator behind `manage.py seed_demo`."""
