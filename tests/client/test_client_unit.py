@@ -232,6 +232,7 @@ def test_waits_grow_exponentially_up_to_the_cap_and_the_attempts_run_out(make_cl
         client.size("SOLUSDC", 1000.0)
     assert fake_time.sleeps == [0.5, 1.0, 1.5, 1.5]
     assert (raised.value.attempts, raised.value.outcome_unknown, raised.value.status) == (5, False, 503)
+    assert raised.value.code == "service_unavailable"
     assert isinstance(raised.value, RuntimeError) and len(script.requests) == 5
 
 
@@ -281,6 +282,16 @@ def test_a_lost_answer_with_an_order_ref_is_retried_into_the_original(make_clien
     decision = client.size("SOLUSDC", 1000.0, order_ref="ord-1")
     assert decision.replayed is True and decision.id == 7
     assert [body["order_ref"] for body in script.bodies()] == ["ord-1", "ord-1"]
+
+
+def test_an_order_ref_of_blanks_alone_does_not_make_a_retry_safe(make_client):
+    # The service trims the field, so "   " arrives as no order_ref: the order is not deduplicated.
+    client, script, _ = make_client(httpx.ReadTimeout("no answer"), httpx.ReadTimeout("no answer"))
+    with pytest.raises(SizingUnavailable, match="no order_ref"):
+        client.size("SOLUSDC", 1000.0, order_ref="   ")
+    with pytest.raises(SizingUnavailable, match="not every order has one"):
+        client.size_batch([("SOLUSDC", 1.0, "a"), ("SOLUSDC", 2.0, "  ")])
+    assert len(script.requests) == 2
 
 
 def test_retries_used_up_after_a_lost_answer_leave_the_outcome_unknown(make_client):

@@ -119,7 +119,7 @@ class SizingClient:
         if order_ref:
             body["order_ref"] = order_ref
         what = f"POST {SIZE_PATH} ({symbol}" + (f", order_ref {order_ref!r})" if order_ref else ", no order_ref)")
-        response = self._send("POST", SIZE_PATH, what=what, body=body, idempotent=bool(order_ref))
+        response = self._send("POST", SIZE_PATH, what=what, body=body, idempotent=_keys_an_order(order_ref))
         if response.status_code in (200, 201):
             return from_json(Decision, _json(response, what))
         raise _error(response, what, symbols=[symbol], order_ref=order_ref or "")
@@ -134,7 +134,7 @@ class SizingClient:
         body = {"orders": [{"symbol": order.symbol, "gross_target": _json_number(order.gross_target),
                             **({"order_ref": order.order_ref} if order.order_ref else {})} for order in parsed],
                 "neutral_if_unknown": neutral_if_unknown}
-        idempotent = bool(parsed) and all(order.order_ref for order in parsed)
+        idempotent = bool(parsed) and all(_keys_an_order(order.order_ref) for order in parsed)
         what = f"POST {BATCH_PATH} ({len(parsed)} orders" + (")" if idempotent else ", not all with an order_ref)")
         response = self._send("POST", BATCH_PATH, what=what, body=body, idempotent=idempotent)
         if response.status_code in (200, 201):
@@ -185,6 +185,7 @@ class SizingClient:
             cause: BaseException | None = None
             retry_after: float | None = None
             status: int | None = None
+            code = ""
             try:
                 response = self._http.request(method, path, content=content, headers=headers,
                                               timeout=self._timeouts(max(deadline_at - self._clock(), 0.001)))
@@ -209,15 +210,15 @@ class SizingClient:
                 else:
                     return response
             if attempt >= self._retry.max_attempts:
-                raise SizingUnavailable(f"{what}: sizing is unavailable, gave up after {attempt} attempt(s); "
-                                        f"last: {reason}", attempts=attempt, outcome_unknown=outcome_unknown,
-                                        status=status) from cause
+                raise SizingUnavailable(f"{what}: the sizing service is unavailable, gave up after {attempt} "
+                                        f"attempt(s); last: {reason}", attempts=attempt,
+                                        outcome_unknown=outcome_unknown, status=status, code=code) from cause
             delay = self._retry.delay(attempt, self._rng, retry_after)
             if self._clock() + delay >= deadline_at:
-                raise SizingUnavailable(f"{what}: sizing is unavailable, gave up after {attempt} attempt(s): the next "
-                                        f"one ({delay:.2f} s away) would start past the {self._retry.deadline} s "
-                                        f"deadline; last: {reason}", attempts=attempt, outcome_unknown=outcome_unknown,
-                                        status=status) from cause
+                raise SizingUnavailable(f"{what}: the sizing service is unavailable, gave up after {attempt} "
+                                        f"attempt(s): the next one ({delay:.2f} s away) would start past the "
+                                        f"{self._retry.deadline} s deadline; last: {reason}", attempts=attempt,
+                                        outcome_unknown=outcome_unknown, status=status, code=code) from cause
             logger.warning("%s: attempt %d failed (%s); retrying in %.2f s", what, attempt, reason, delay)
             if self._on_retry is not None:
                 self._on_retry(RetryEvent(request=what, attempt=attempt, delay=delay, reason=reason, status=status))
@@ -235,6 +236,12 @@ def _json_number(value: Any) -> Any:
     if isinstance(value, (numbers.Real, decimal.Decimal)):
         return float(value)
     return value
+
+
+def _keys_an_order(order_ref: str | None) -> bool:
+    """Whether the service will deduplicate on this order_ref. Its API trims whitespace off the field,
+    so one of blanks alone arrives as no order_ref: a retry of it could size the order twice."""
+    return bool(order_ref and order_ref.strip())
 
 
 def _order(item: OrderLike) -> Order:
