@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import re
 import sys
 import time
 import types
@@ -22,7 +23,8 @@ from tests.faults.load_clients import free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "clients" / "python" / "examples" / "freqtrade_strategy.py"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "clients" / "python" / "examples" / "freqtrade_strategy.py"
 # freqtrade's IStrategy.custom_stake_amount (freqtrade/strategy/interface.py, 2024.x), parameter by parameter.
 FREQTRADE_SIGNATURE = ["self", "pair", "current_time", "current_rate", "proposed_stake", "min_stake", "max_stake",
                        "leverage", "entry_tag", "side", "kwargs"]
@@ -62,6 +64,14 @@ def test_the_example_has_freqtrade_s_signature(example):
     parameters = inspect.signature(example.SizingServiceStrategy.custom_stake_amount).parameters
     assert list(parameters) == FREQTRADE_SIGNATURE
     assert parameters["kwargs"].kind is inspect.Parameter.VAR_KEYWORD
+
+
+def test_the_guide_shows_the_example_s_method_as_it_is():
+    guide = (ROOT / "docs" / "engine.md").read_text()
+    excerpts = re.findall(r"<!-- excerpt: clients/python/examples/freqtrade_strategy.py .*?-->\n```python\n(.*?)```",
+                          guide, re.S)
+    assert len(excerpts) == 1 and "def custom_stake_amount(" in excerpts[0]
+    assert excerpts[0] in EXAMPLE.read_text()
 
 
 @pytest.mark.parametrize(("pair", "symbol"), [("BTC/USDT", "BTCUSDT"), ("ETH/USDC:USDC", "ETHUSDC"),
