@@ -69,7 +69,7 @@ def real_process_collection_finish(session):
     Done here rather than in a `django_db_modify_db_settings` override because the test database
     is created once per session, by whichever test needs it first, often one outside this folder.
     """
-    real_process_dirs = (HERE, HERE.parent / "faults")
+    real_process_dirs = (HERE, HERE.parent / "faults", HERE.parent / "client")
     if not any(Path(str(item.path)).is_relative_to(d) for item in session.items for d in real_process_dirs):
         return
     database = connections["default"].settings_dict
