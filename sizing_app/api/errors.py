@@ -38,6 +38,18 @@ class Conflict(exceptions.APIException):
     default_detail = "The request conflicts with the current state."
     default_code = "conflict"
 
+    def __init__(self, detail=None, code=None, *, details: dict | None = None):
+        super().__init__(detail, code)
+        self.details = details  # machine-readable facts beside the message (error.details)
+
+
+class Refused(exceptions.ValidationError):
+    """A 400 with its own error code (ValidationError's is "invalid"), e.g. unknown_symbol."""
+
+    def __init__(self, detail, *, code: str):
+        super().__init__(detail)
+        self.error_code = code
+
 
 def _translate(exc: Exception) -> Exception:
     """Django exceptions DRF does not know, as the API errors they mean."""
@@ -52,14 +64,16 @@ def _translate(exc: Exception) -> Exception:
     if isinstance(exc, SizingUnavailable) or ledger_unreachable(exc):
         # The database is down or read-only: the client may retry; it must not read this as its own mistake.
         logger.warning("answering 503: %s", exc)
-        return ServiceUnavailable("The ledger cannot record a decision now (its database is unreachable or "
-                                  "read-only): nothing was sized or written. Retry shortly.")
+        if isinstance(exc, SizingUnavailable):
+            return ServiceUnavailable("The ledger cannot record a decision now (its database is unreachable or "
+                                      "read-only): nothing was sized or written. Retry shortly.")
+        return ServiceUnavailable("The database is unreachable or read-only: nothing was written. Retry shortly.")
     return exc
 
 
 def _code(exc: exceptions.APIException) -> str:
     if isinstance(exc, exceptions.ValidationError):
-        return "invalid"
+        return getattr(exc, "error_code", "invalid")
     codes = exc.get_codes()
     return codes if isinstance(codes, str) else exc.default_code
 
@@ -96,6 +110,8 @@ def exception_handler(exc, context):
         message, details = "The request is invalid; see details.", response.data
     if isinstance(exc, exceptions.Throttled):
         details = {"retry_after": exc.wait}
+    if isinstance(exc, Conflict) and exc.details is not None:
+        details = exc.details
     if isinstance(exc, ServiceUnavailable):
         response["Retry-After"] = "1"
     response.data = error_body(_code(exc), message, details)

@@ -123,6 +123,7 @@ class OrderInputSerializer(StrictInputSerializer):
     gross_target = GrossTargetField(help_text="The engine's gross target size: 0, or a positive normal number up to "
                                               "SIZING_MAX_GROSS (default 1e15).")
     order_ref = TextField(max_length=MAX_TEXT["order_ref"], required=False, allow_blank=True, default="",
+                          trim_whitespace=False,  # kept as given: it is a key, the same as size_for's
                           help_text="The engine's order reference, kept on the ledger row; with it, a retry of the "
                                     "same order returns the original decision instead of sizing twice.")
 

@@ -305,7 +305,7 @@ def order_conflict(original: dict[str, Any], row: dict[str, Any], where: str) ->
         f"order_ref {row['order_ref']!r} was already sized for {original['symbol']} with gross_target "
         f"{original['gross_target']!r} ({where}); this request has {row['symbol']} {row['gross_target']!r}. "
         "Nothing was written: send a new order_ref for a new order, or the same inputs to get the original size.",
-        decision_id=original.get("id"), journal_ref=original.get("journal_ref") or "",
+        order_ref=row["order_ref"], decision_id=original.get("id"), journal_ref=original.get("journal_ref") or "",
     )
 
 

@@ -40,7 +40,8 @@ class OrderRefConflict(ValueError):
     A repeat with the same symbol and gross target is not an error: it returns the original decision.
     """
 
-    def __init__(self, message: str, *, decision_id: int | None = None, journal_ref: str = ""):
+    def __init__(self, message: str, *, order_ref: str, decision_id: int | None = None, journal_ref: str = ""):
         super().__init__(message)
+        self.order_ref = order_ref
         self.decision_id = decision_id
         self.journal_ref = journal_ref

@@ -292,6 +292,30 @@ def test_tokens_are_cached_for_a_few_seconds_only(api_users, market, monkeypatch
     assert_json_error(client.get("/api/v1/factors/latest/"), 401, "authentication_failed")
 
 
+def test_a_token_checked_before_a_database_outage_keeps_reading_from_memory(api_users, market, monkeypatch):
+    from django.db import OperationalError
+    from rest_framework.authentication import TokenAuthentication
+
+    client = client_for(api_users[ENGINE][1])
+    assert client.get("/api/v1/factors/latest/BTCUSDC/").status_code == 200  # the token is checked and cached
+
+    def unreachable(self, key):
+        raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+
+    monkeypatch.setattr(TokenAuthentication, "authenticate_credentials", unreachable)
+    start = authentication.time.monotonic()
+    clock = {"now": start + authentication.TOKEN_CACHE_SECONDS + 1}  # past the cache's few seconds
+    monkeypatch.setattr(authentication.time, "monotonic", lambda: clock["now"])
+    assert client.get("/api/v1/factors/latest/BTCUSDC/").status_code == 200  # hot reads go on
+    clock["now"] = start + authentication.TOKEN_OUTAGE_GRACE_SECONDS + 1
+    response = client.get("/api/v1/factors/latest/BTCUSDC/")
+    assert_json_error(response, 503, "service_unavailable")
+    assert "nothing was written" in response.json()["error"]["message"]
+    assert "ledger" not in response.json()["error"]["message"]  # a read: not a sizing message
+    unknown = client_for("1" * 40).get("/api/v1/factors/latest/BTCUSDC/")  # never checked: no grace
+    assert_json_error(unknown, 503, "service_unavailable")
+
+
 def test_invalid_tokens_are_not_cached(api_users, market):
     client_for("0" * 40).get("/api/v1/symbols/")
     assert authentication.token_cache.get("0" * 40) is None

@@ -70,7 +70,9 @@ def test_size_input_errors_name_the_field_and_write_nothing(engine, market, body
         return
     assert response.status_code == 400, response.content
     error = response.json()["error"]
-    assert error["code"] == "invalid" and field in error["details"]
+    # A well-formed symbol nobody registered has a code of its own: a client can tell it from a typo.
+    unregistered = isinstance(body, dict) and body.get("symbol") == "NOPEUSDC"
+    assert error["code"] == ("unknown_symbol" if unregistered else "invalid") and field in error["details"]
     assert not SizingDecision.objects.exists()
 
 
@@ -189,3 +191,40 @@ def test_decisions_are_newest_first_even_at_the_same_instant(clients, market):
     body = clients[COMPLIANCE].get("/api/v1/decisions/?page_size=2").json()
     rest = clients[COMPLIANCE].get(body["next"]).json()["results"]
     assert [row["id"] for row in body["results"] + rest] == sorted((d.pk for d in batch), reverse=True)
+
+
+# --- what an HTTP client needs to tell outcomes apart ------------------------------------------------
+
+def test_the_api_and_size_for_key_a_padded_order_ref_alike(engine, market):
+    body = {"symbol": "BTCUSDC", "gross_target": 10.0, "order_ref": " ord-1 "}
+    assert engine.post("/api/v1/size/", body, format="json").json()["order_ref"] == " ord-1 "  # kept as given
+    again = signal_generator.size_decide("BTCUSDC", 10.0, order_ref=" ord-1 ", caller="engine")  # the API's caller
+    assert again.replayed and SizingDecision.objects.count() == 1
+
+
+def test_an_order_ref_of_blanks_is_a_key_like_any_other(engine, market):
+    body = {"symbol": "BTCUSDC", "gross_target": 10.0, "order_ref": "   "}
+    first = engine.post("/api/v1/size/", body, format="json")
+    again = engine.post("/api/v1/size/", body, format="json")
+    assert (first.status_code, again.status_code) == (201, 200) and again.json()["id"] == first.json()["id"]
+
+
+def test_a_conflict_names_the_order_and_its_original_decision(engine, market):
+    first = engine.post("/api/v1/size/", {"symbol": "BTCUSDC", "gross_target": 10.0, "order_ref": "ord-2"},
+                        format="json")
+    conflict = engine.post("/api/v1/size/", {"symbol": "BTCUSDC", "gross_target": 11.0, "order_ref": "ord-2"},
+                           format="json")
+    assert conflict.status_code == 409
+    assert conflict.json()["error"]["details"] == {"order_ref": "ord-2", "decision_id": first.json()["id"],
+                                                   "journal_ref": ""}
+    batch = engine.post("/api/v1/size/batch/", {"orders": [
+        {"symbol": "BTCUSDC", "gross_target": 1.0, "order_ref": "new"},
+        {"symbol": "BTCUSDC", "gross_target": 12.0, "order_ref": "ord-2"}]}, format="json")
+    assert batch.status_code == 409 and batch.json()["error"]["details"]["order_ref"] == "ord-2"
+
+
+def test_an_unknown_symbol_has_its_own_error_code(engine, market):
+    unknown = engine.post("/api/v1/size/", {"symbol": "NOPEUSDC", "gross_target": 1.0}, format="json")
+    malformed = engine.post("/api/v1/size/", {"symbol": "nope", "gross_target": 1.0}, format="json")
+    assert unknown.json()["error"]["code"] == "unknown_symbol"
+    assert malformed.json()["error"]["code"] == "invalid"

@@ -13,18 +13,23 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
+from sizing_client import SizingClient
 
 from sizing_app.roles import sync_role_groups
-from sizing_client import SizingClient
-from tests.api.conftest import make_api_user
 from tests.factories import make_snapshot, make_symbol
+from tests.fixtures.api import make_api_user
 from tests.integration.conftest import (  # noqa: F401  (fixtures, found by name)
-    empty_append_only_tables,
     required_services,
     stack,
 )
 
 from .live import LiveServer
+
+
+@pytest.fixture(autouse=True)
+def _empty_append_only_tables(empty_append_only_tables):
+    """The live server commits ledger rows: every test here empties them (tests/conftest.py)."""
+
 
 # SOLUSDC's snapshot moves the size at every step of the stack, so a wrong term shows in final_size.
 SOL = {"size_factor": 1.68, "inverse_vol_multiplier": 0.8, "regime_multiplier": 1.1, "sharpe_multiplier": 1.2,
@@ -52,7 +57,7 @@ def tokens(transactional_db) -> dict[str, str]:
 
 
 @pytest.fixture()
-def server(stack, market, tokens, tmp_path: Path) -> Iterator[LiveServer]:
+def server(stack, market, tokens, tmp_path: Path) -> Iterator[LiveServer]:  # noqa: F811  (stack: imported above)
     server = LiveServer(stack.env, cwd=stack.var_dir, log_dir=tmp_path, token=tokens["engine"]).start()
     yield server
     server.kill()

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.db import connection
+from sizing_client import RetryEvent, RetryPolicy, SizingClient, SizingUnavailable
 
 from sizing_app.models import SizingDecision
-from sizing_client import RetryEvent, RetryPolicy, SizingClient, SizingUnavailable
 from tests.faults.tcp_proxy import ProxyProcess
 
 from .conftest import LIVE_TIMEOUT

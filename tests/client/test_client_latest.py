@@ -8,9 +8,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from sizing_client import NotFound
 
 from sizing_app.models import SizingDecision
-from sizing_client import NotFound
 from tests.factories import make_override
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

@@ -8,10 +8,17 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from sizing_client import (
+    AuthenticationFailed,
+    Decision,
+    InvalidRequest,
+    Order,
+    OrderRefConflict,
+    SizingClient,
+    UnknownSymbol,
+)
 
 from sizing_app.models import SizingDecision
-from sizing_client import (AuthenticationFailed, Decision, InvalidRequest, Order, OrderRefConflict, SizingClient,
-                           UnknownSymbol)
 from tests.faults.hostile import fingerprint
 
 from .conftest import LIVE_TIMEOUT, SOL

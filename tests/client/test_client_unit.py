@@ -9,15 +9,28 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
 import pytest
-
-from sizing_client import (AuthenticationFailed, Decision, InvalidRequest, LatestFactor, NotFound, Order,
-                           OrderRefConflict, RetryEvent, RetryPolicy, ServerError, SizingClient, SizingUnavailable,
-                           Throttled, UnexpectedResponse, UnknownSymbol)
+from sizing_client import (
+    AuthenticationFailed,
+    Decision,
+    InvalidRequest,
+    LatestFactor,
+    NotFound,
+    Order,
+    OrderRefConflict,
+    RetryEvent,
+    RetryPolicy,
+    ServerError,
+    SizingClient,
+    SizingUnavailable,
+    Throttled,
+    UnexpectedResponse,
+    UnknownSymbol,
+)
 
 BASE = "http://sizing.test"
 TOKEN = "tok-123"
@@ -124,7 +137,7 @@ def test_size_sends_the_token_and_the_body_and_returns_a_typed_decision(make_cli
     assert script.bodies() == [{"symbol": "SOLUSDC", "gross_target": 1000.0, "order_ref": "ord-1",
                                 "neutral_if_unknown": False}]
     assert isinstance(decision, Decision)
-    assert decision.created_at == datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
+    assert decision.created_at == datetime(2025, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
     assert (decision.id, decision.final_size, decision.override_id, decision.replayed) == (7, 1774.08, None, False)
     with pytest.raises(AttributeError):
         decision.final_size = 1.0  # frozen
@@ -284,14 +297,19 @@ def test_a_lost_answer_with_an_order_ref_is_retried_into_the_original(make_clien
     assert [body["order_ref"] for body in script.bodies()] == ["ord-1", "ord-1"]
 
 
-def test_an_order_ref_of_blanks_alone_does_not_make_a_retry_safe(make_client):
-    # The service trims the field, so "   " arrives as no order_ref: the order is not deduplicated.
+def test_an_empty_order_ref_does_not_make_a_retry_safe(make_client):
     client, script, _ = make_client(httpx.ReadTimeout("no answer"), httpx.ReadTimeout("no answer"))
     with pytest.raises(SizingUnavailable, match="no order_ref"):
-        client.size("SOLUSDC", 1000.0, order_ref="   ")
+        client.size("SOLUSDC", 1000.0, order_ref="")
     with pytest.raises(SizingUnavailable, match="not every order has one"):
-        client.size_batch([("SOLUSDC", 1.0, "a"), ("SOLUSDC", 2.0, "  ")])
+        client.size_batch([("SOLUSDC", 1.0, "a"), ("SOLUSDC", 2.0, "")])
     assert len(script.requests) == 2
+
+
+def test_an_order_ref_of_blanks_is_an_order_ref_the_service_keeps_as_given(make_client):
+    client, script, _ = make_client(httpx.ReadTimeout("no answer"), ok({**DECISION, "replayed": True}, status=200))
+    assert client.size("SOLUSDC", 1000.0, order_ref="   ").replayed is True
+    assert [body["order_ref"] for body in script.bodies()] == ["   ", "   "]
 
 
 def test_retries_used_up_after_a_lost_answer_leave_the_outcome_unknown(make_client):
@@ -339,7 +357,7 @@ def test_no_retries_policy_tries_once(make_client):
 
 def test_an_unknown_symbol_is_its_own_error_with_the_service_s_message(make_client):
     message = "Unknown symbol 'ZZZUSDT': it is not registered, so it has no data to size from."
-    client, script, _ = make_client(error(400, "invalid", "The request is invalid; see details.",
+    client, script, _ = make_client(error(400, "unknown_symbol", "The request is invalid; see details.",
                                           {"symbol": [message]}))
     with pytest.raises(UnknownSymbol, match="not registered") as raised:
         client.size("ZZZUSDT", 1.0)
@@ -367,7 +385,7 @@ def test_other_400s_are_invalid_requests_showing_the_details(make_client, symbol
 
 def test_a_batch_s_unknown_symbol_names_the_symbol(make_client):
     details = {"orders": [{}, {"symbol": ["Symbol 'OLDUSDC' is inactive (not recomputed)"]}]}
-    client, _, _ = make_client(error(400, "invalid", "see details", details),
+    client, _, _ = make_client(error(400, "unknown_symbol", "see details", details),
                                error(400, "invalid", "see details", {"orders": [{}, {"gross_target": ["bad"]}]}))
     with pytest.raises(UnknownSymbol, match="inactive") as raised:
         client.size_batch([("SOLUSDC", 1.0, "a"), ("OLDUSDC", 1.0, "b")])

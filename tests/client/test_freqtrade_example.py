@@ -12,7 +12,7 @@ import re
 import sys
 import time
 import types
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,7 @@ EXAMPLE = ROOT / "clients" / "python" / "examples" / "freqtrade_strategy.py"
 # freqtrade's IStrategy.custom_stake_amount (freqtrade/strategy/interface.py, 2024.x), parameter by parameter.
 FREQTRADE_SIGNATURE = ["self", "pair", "current_time", "current_rate", "proposed_stake", "min_stake", "max_stake",
                        "leverage", "entry_tag", "side", "kwargs"]
-NOON = datetime(2025, 1, 2, 12, 3, 17, tzinfo=timezone.utc)
+NOON = datetime(2025, 1, 2, 12, 3, 17, tzinfo=UTC)
 
 
 class IStrategy:

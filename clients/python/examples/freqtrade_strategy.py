@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from freqtrade.strategy import IStrategy
 from pandas import DataFrame
-
 from sizing_client import RetryPolicy, SizingClient, SizingClientError, SizingUnavailable, Throttled
 
 logger = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ def candle_open(moment: datetime, timeframe: str) -> datetime:
     """
     seconds = int(timeframe[:-1]) * UNIT_SECONDS[timeframe[-1]]
     epoch = int(moment.timestamp())
-    return datetime.fromtimestamp(epoch - epoch % seconds, tz=timezone.utc)
+    return datetime.fromtimestamp(epoch - epoch % seconds, tz=UTC)
 
 
 def entry_order_ref(bot: str, pair: str, side: str, current_time: datetime, timeframe: str) -> str:

@@ -10,7 +10,7 @@ from ...models import SizingDecision
 from ...sizing import service as sizing_service
 from ...sizing.errors import OrderRefConflict, UnknownSymbol
 from .. import serializers as s
-from ..errors import Conflict
+from ..errors import Conflict, Refused
 from ..filters import DecisionFilter
 from ..pagination import DecisionCursorPagination
 from .base import ID_PARAMETER, SIZE_EXAMPLE, ApiGenericView, ApiView, caller_of, valid
@@ -48,9 +48,11 @@ def _sized(function, *, unknown_detail=lambda exc: {"symbol": [str(exc)]}, **kwa
     try:
         return function(**kwargs)
     except UnknownSymbol as exc:
-        raise ValidationError(unknown_detail(exc)) from None
+        raise Refused(unknown_detail(exc), code="unknown_symbol") from None
     except OrderRefConflict as exc:
-        raise Conflict(str(exc), code="order_ref_conflict") from None
+        raise Conflict(str(exc), code="order_ref_conflict", details={
+            "order_ref": exc.order_ref, "decision_id": exc.decision_id, "journal_ref": exc.journal_ref,
+        }) from None
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
 

@@ -8,8 +8,18 @@
 """
 from ._version import __version__
 from .client import SizingClient
-from .errors import (AuthenticationFailed, InvalidRequest, NotFound, OrderRefConflict, ServerError, SizingClientError,
-                     SizingUnavailable, Throttled, UnexpectedResponse, UnknownSymbol)
+from .errors import (
+                     AuthenticationFailed,
+                     InvalidRequest,
+                     NotFound,
+                     OrderRefConflict,
+                     ServerError,
+                     SizingClientError,
+                     SizingUnavailable,
+                     Throttled,
+                     UnexpectedResponse,
+                     UnknownSymbol,
+)
 from .models import Decision, LatestFactor, LatestOverride, Order
 from .retry import NO_RETRIES, RetryEvent, RetryPolicy
 

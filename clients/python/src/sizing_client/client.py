@@ -10,7 +10,6 @@ import json
 import logging
 import numbers
 import random
-import re
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -20,11 +19,28 @@ from urllib.parse import quote
 import httpx
 
 from ._version import __version__
-from .errors import (AuthenticationFailed, InvalidRequest, NotFound, OrderRefConflict, ServerError, SizingClientError,
-                     SizingUnavailable, Throttled, UnexpectedResponse, UnknownSymbol)
+from .errors import (
+    AuthenticationFailed,
+    InvalidRequest,
+    NotFound,
+    OrderRefConflict,
+    ServerError,
+    SizingClientError,
+    SizingUnavailable,
+    Throttled,
+    UnexpectedResponse,
+    UnknownSymbol,
+)
 from .models import Decision, LatestFactor, Order, from_json
-from .retry import (GATEWAY_STATUSES, MAYBE_SENT, NOT_SENT, UNAVAILABLE_STATUS, RetryEvent, RetryPolicy,
-                    retry_after_seconds)
+from .retry import (
+    GATEWAY_STATUSES,
+    MAYBE_SENT,
+    NOT_SENT,
+    UNAVAILABLE_STATUS,
+    RetryEvent,
+    RetryPolicy,
+    retry_after_seconds,
+)
 
 logger = logging.getLogger("sizing_client")
 
@@ -33,7 +49,6 @@ BATCH_PATH = "/api/v1/size/batch/"
 LATEST_PATH = "/api/v1/factors/latest/"
 # The service's symbol format. A 400 about a symbol of this form can only mean the service does not
 # size that symbol (unknown or inactive); about any other string it means the string is malformed.
-WELL_FORMED_SYMBOL = re.compile(r"[A-Z0-9]{2,32}")
 
 OrderLike = Order | tuple[str, float] | tuple[str, float, str | None]
 
@@ -69,7 +84,8 @@ class SizingClient:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
         if not token:
-            raise ValueError("token is empty: pass the engine's API token (manage.py create_api_user NAME --role engine)")
+            raise ValueError("token is empty: pass the engine's API token "
+                             "(manage.py create_api_user NAME --role engine)")
         if not (timeout > 0 and connect_timeout > 0):
             raise ValueError("timeout and connect_timeout must be positive")
         self.base_url = base_url.rstrip("/")
@@ -140,7 +156,8 @@ class SizingClient:
         if response.status_code in (200, 201):
             payload = _json(response, what)
             if not isinstance(payload, list) or len(payload) != len(parsed):
-                raise UnexpectedResponse(f"{what}: expected a list of {len(parsed)} decisions, got {str(payload)[:200]}",
+                raise UnexpectedResponse(f"{what}: expected a list of {len(parsed)} decisions, "
+                                         f"got {str(payload)[:200]}",
                                          status=response.status_code)
             return [from_json(Decision, item, where=f"decision {index}") for index, item in enumerate(payload)]
         raise _error(response, what, symbols=[order.symbol for order in parsed])
@@ -239,9 +256,8 @@ def _json_number(value: Any) -> Any:
 
 
 def _keys_an_order(order_ref: str | None) -> bool:
-    """Whether the service will deduplicate on this order_ref. Its API trims whitespace off the field,
-    so one of blanks alone arrives as no order_ref: a retry of it could size the order twice."""
-    return bool(order_ref and order_ref.strip())
+    """Whether the service deduplicates on this order_ref: any non-empty one, kept as given."""
+    return bool(order_ref)
 
 
 def _order(item: OrderLike) -> Order:
@@ -289,24 +305,12 @@ def _error_parts(response: httpx.Response) -> tuple[str, str, Any]:
         return f"http_{response.status_code}", response.text[:200] or response.reason_phrase, None
 
 
-def _refused_symbol(details: Any, symbols: list[str]) -> str | None:
-    """The symbol the service refuses to size, when a 400 is about that alone, else None.
-
-    Size: {"symbol": [msg]}. Batch: {"orders": [{} or {"symbol": [msg]}, ...]}, one entry per order.
-    """
-    if not isinstance(details, dict):
-        return None
-    if set(details) == {"symbol"} and len(symbols) == 1:
-        entries = [(symbols[0], details)]
-    elif set(details) == {"orders"} and isinstance(details["orders"], list) and len(details["orders"]) == len(symbols):
-        entries = [(symbol, entry) for symbol, entry in zip(symbols, details["orders"]) if entry]
-    else:
-        return None
-    if not entries or any(not isinstance(entry, dict) or set(entry) != {"symbol"} for _, entry in entries):
-        return None
-    if not all(isinstance(symbol, str) and WELL_FORMED_SYMBOL.fullmatch(symbol) for symbol, _ in entries):
-        return None  # a malformed symbol: InvalidRequest, not UnknownSymbol
-    return entries[0][0]
+def _refused_symbol(details: Any, symbols: list[str]) -> str:
+    """The symbol an unknown_symbol 400 is about. Size: {"symbol": [msg]}; batch: {"orders": [{} or {...}]}."""
+    orders = details.get("orders") if isinstance(details, dict) else None
+    if isinstance(orders, list) and len(orders) == len(symbols):
+        return next((symbol for symbol, entry in zip(symbols, orders) if entry), symbols[0] if symbols else "")
+    return symbols[0] if symbols else ""
 
 
 def _symbol_message(details: dict[str, Any]) -> str | None:
@@ -322,8 +326,8 @@ def _error(response: httpx.Response, what: str, *, symbols: list[str] | None = N
     code, message, details = _error_parts(response)
     parts: dict[str, Any] = {"status": status, "code": code, "details": details}
     if status in (400, 413):
-        symbol = _refused_symbol(details, symbols or []) if status == 400 else None
-        if symbol is not None:
+        if status == 400 and code == "unknown_symbol":
+            symbol = _refused_symbol(details, symbols or [])
             return UnknownSymbol(f"{what}: {_symbol_message(details) or message}", symbol=symbol, **parts)
         shown = f"{message} {json.dumps(details, ensure_ascii=False)[:500]}" if details else message
         return InvalidRequest(f"{what}: {status} {code}: {shown}", **parts)
@@ -333,6 +337,7 @@ def _error(response: httpx.Response, what: str, *, symbols: list[str] | None = N
         return NotFound(f"{what}: 404 {code}: {message}", **parts)
     if status == 409 and code == "order_ref_conflict":
         decision_id = details.get("decision_id") if isinstance(details, dict) else None
+        order_ref = str(details.get("order_ref", order_ref)) if isinstance(details, dict) else order_ref
         return OrderRefConflict(f"{what}: {message}", order_ref=order_ref,
                                 decision_id=decision_id if isinstance(decision_id, int) else None, **parts)
     if status == 429:

@@ -121,7 +121,8 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
             pass
     elif (hint in (str, bool) and isinstance(value, hint)) or ((origin or hint) is dict and isinstance(value, dict)):
         return value
-    raise UnexpectedResponse(f"the service answered {where} = {value!r}, which is not a {getattr(hint, '__name__', hint)}")
+    expected = getattr(hint, "__name__", hint)
+    raise UnexpectedResponse(f"the service answered {where} = {value!r}, which is not a {expected}")
 
 
 def from_json(cls: type[T], body: Any, *, where: str = "") -> T:
