@@ -333,6 +333,9 @@ SIZING_DEFAULT_MODE = env.str("SIZING_DEFAULT_MODE", default="live")
 # The largest gross_target accepted from the engine, in its own units (quote notional or base
 # quantity): far above any real order, far below where float products lose integer precision.
 SIZING_MAX_GROSS = env.float("SIZING_MAX_GROSS", default=1e15)
+# Bounds of the whole multiplier, final size / gross target (sizing_app.domain.stack.bound_total).
+SIZING_TOTAL_MIN = env.float("SIZING_TOTAL_MIN", default=0.1)
+SIZING_TOTAL_MAX = env.float("SIZING_TOTAL_MAX", default=3.0)
 # Keep each process's latest factors fresh from a background thread (off in the test suite).
 SIZING_BACKGROUND_REFRESH = env.bool("SIZING_BACKGROUND_REFRESH", default=True)
 # Outage journal (sizing_app/journal.py): a file on local disk, e.g. var/journal/ledger.jsonl.

@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from .domain import metrics, scoring
+from .domain import metrics, scoring, stack
 from .models import Mode
 
 
@@ -27,6 +27,8 @@ class SizingSettings:
     capital_base: float
     default_mode: str
     max_gross: float
+    total_min: float
+    total_max: float
 
 
 @lru_cache(maxsize=1)
@@ -43,6 +45,8 @@ def sizing_settings() -> SizingSettings:
         capital_base=float(settings.SIZING_CAPITAL_BASE),
         default_mode=str(settings.SIZING_DEFAULT_MODE),
         max_gross=float(settings.SIZING_MAX_GROSS),
+        total_min=float(settings.SIZING_TOTAL_MIN),
+        total_max=float(settings.SIZING_TOTAL_MAX),
     )
     problems = []
     if not scoring.FACTOR_FLOOR <= values.factor_min <= 1.0:
@@ -59,6 +63,9 @@ def sizing_settings() -> SizingSettings:
         problems.append(f"SIZING_LOOKBACK_DAYS={values.lookback_days} must be at least 8 (the Sharpe window)")
     if not values.target_volatility > 0 or not values.capital_base > 0:
         problems.append("SIZING_TARGET_VOLATILITY and SIZING_CAPITAL_BASE must be positive")
+    if not stack.TOTAL_FLOOR <= values.total_min <= 1.0 <= values.total_max <= stack.TOTAL_CEILING:
+        problems.append(f"SIZING_TOTAL_MIN={values.total_min} and SIZING_TOTAL_MAX={values.total_max} must satisfy "
+                        f"{stack.TOTAL_FLOOR} <= min <= 1 <= max <= {stack.TOTAL_CEILING} (they may narrow, not widen)")
     if not 1.0 <= values.max_gross <= 1e15:
         problems.append(f"SIZING_MAX_GROSS={values.max_gross} must be within [1, 1e15]")
     if values.default_mode not in Mode.values:

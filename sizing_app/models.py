@@ -355,7 +355,8 @@ class SizingDecision(AppendOnlyModel):
     inverse-volatility step. regime_multiplier, sharpe_multiplier: the other stack steps.
     intel_factor: the factor the intelligence layer proposed (recorded in every mode);
     applied_factor: the factor actually multiplied in (1.0 in shadow/off, or when stale).
-    final_size = inverse_vol_size * regime_multiplier * sharpe_multiplier * applied_factor.
+    final_size = inverse_vol_size * regime_multiplier * sharpe_multiplier * applied_factor, unless that
+    product is outside the total bound: then gross_target times the bound (unbounded_size keeps it).
     stale / fallback_reason: why a neutral factor was used. seq, prev_hash, row_hash: the
     per-symbol hash chain that makes edits, deletions and reordering detectable.
     """
@@ -389,8 +390,12 @@ class SizingDecision(AppendOnlyModel):
     order_ref = models.CharField(max_length=128, blank=True, default="")
     caller = models.CharField(max_length=64, blank=True, default="")
     # Set when the decision was made during a database outage, journaled to local disk and
-    # replayed into the ledger later (sizing_app.journal): the journal entry's id, unique.
+    # replayed into the ledger later (sizing_app.ledger.journal): the journal entry's id, unique.
     journal_ref = models.CharField(max_length=36, blank=True, default="")
+    # The whole multiplier (final / gross) is bounded to [SIZING_TOTAL_MIN, SIZING_TOTAL_MAX]: the
+    # size the stack gave before that bound, and whether it bit. Null on rows from before the bound.
+    unbounded_size = models.FloatField(null=True, blank=True)
+    total_bounded = models.BooleanField(null=True, blank=True)
     seq = models.PositiveBigIntegerField()
     prev_hash = models.CharField(max_length=64)
     row_hash = models.CharField(max_length=64)

@@ -110,7 +110,7 @@ class DecisionOutputSerializer(serializers.ModelSerializer):
             "id", "seq", "created_at", "symbol", "gross_target", "inverse_vol_size", "regime_multiplier",
             "sharpe_multiplier", "intel_factor", "applied_factor", "final_size", "mode", "stale",
             "fallback_reason", "snapshot_id", "score", "override_id", "order_ref", "caller", "journal_ref",
-            "prev_hash", "row_hash", "replayed",
+            "unbounded_size", "total_bounded", "prev_hash", "row_hash", "replayed",
         ]
 
 

@@ -48,3 +48,25 @@ def sharpe_multiplier(sharpe: float | None) -> float:
     if value is None:
         return 1.0
     return 1.0 + 0.5 * math.tanh(value / 2.0)
+
+
+# The whole multiplier (final size / gross target) never leaves these bounds, whatever the steps
+# (their own bounds multiply to 0.0156x-7.5x); settings may narrow them.
+TOTAL_FLOOR = 0.1
+TOTAL_CEILING = 3.0
+
+
+def bound_total(gross_target: float, size: float, total_min: float, total_max: float) -> tuple[float, bool]:
+    """(final size, whether the bound bit): size as the stack gave it, or gross_target times the bound.
+
+    The product is kept as it was multiplied when inside the bound, so a size still equals the
+    plan's stack bit for bit there.
+    """
+    if gross_target <= 0.0:
+        return size, False
+    total = size / gross_target
+    if total < total_min:
+        return gross_target * total_min, True
+    if total > total_max:
+        return gross_target * total_max, True
+    return size, False

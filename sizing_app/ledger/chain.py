@@ -16,10 +16,12 @@ GENESIS_HASH = "0" * 64
 HASHED_FIELDS = (
     "symbol", "seq", "prev_hash", "created_at", "gross_target", "inverse_vol_size", "regime_multiplier",
     "sharpe_multiplier", "intel_factor", "applied_factor", "final_size", "snapshot_id", "score", "mode",
-    "override_id", "stale", "fallback_reason", "order_ref", "caller", "journal_ref",
+    "override_id", "stale", "fallback_reason", "order_ref", "caller", "journal_ref", "unbounded_size",
+    "total_bounded",
 )
-# Hashed only when set, so rows written before the field existed keep their hashes.
-OPTIONAL_HASHED_FIELDS = frozenset({"journal_ref"})
+# Hashed only when set, so rows written before the field existed keep their hashes: journal_ref
+# when not empty (only replayed rows have one), the bound's fields when not None (every row since).
+OPTIONAL_HASHED_FIELDS = frozenset({"journal_ref", "unbounded_size", "total_bounded"})
 _ALWAYS_HASHED = tuple(name for name in HASHED_FIELDS if name not in OPTIONAL_HASHED_FIELDS)
 _SOMETIMES_HASHED = tuple(name for name in HASHED_FIELDS if name in OPTIONAL_HASHED_FIELDS)
 # The payload lists the always-hashed fields first: the optional ones must stay at the end of
@@ -68,8 +70,9 @@ def canonical_row(fields: dict, *, created_at_text: str | None = None) -> str:
     """
     payload = {name: fields[name] for name in _ALWAYS_HASHED}
     for name in _SOMETIMES_HASHED:
-        if fields.get(name):
-            payload[name] = fields[name]
+        value = fields.get(name)
+        if value is not None and value != "":
+            payload[name] = value
     # The one time field, canonical up front: the encoder's fallback call costs more than this.
     payload["created_at"] = created_at_text if created_at_text is not None else _canonical(payload["created_at"])
     return _ENCODER.encode(payload)

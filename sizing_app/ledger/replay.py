@@ -20,10 +20,13 @@ from .writer import INSERT_NAMES, LOOKUP_BATCH, chain_heads, chain_rows, ledger_
 logger = logging.getLogger(__name__)
 
 _DECISION_NAMES = [name for name in INSERT_NAMES if name not in ("seq", "prev_hash", "row_hash")]
+# Journaled before the total bound existed: such a line has neither field, and replays without them.
+_ADDED_LATER = {"unbounded_size": None, "total_bounded": None}
 
 
 def _replayable(entry: dict[str, Any]) -> dict[str, Any]:
     """A journaled row as _decision_fields made it, or JournalCorrupt (say, a hand-repaired line)."""
+    entry = {**_ADDED_LATER, **entry}
     missing = [name for name in _DECISION_NAMES if name not in entry]
     if missing or not isinstance(entry["created_at"], datetime) or not entry["journal_ref"]:
         raise JournalCorrupt(

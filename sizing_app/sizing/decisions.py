@@ -11,7 +11,8 @@ from typing import Any, NamedTuple
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
-from ..domain.stack import SizingError, checked_multiplier
+from ..conf import sizing_settings
+from ..domain.stack import SizingError, bound_total, checked_multiplier
 from ..ledger.journal import journal_append, journal_path, journal_pending
 from ..ledger.replay import journal_replay_pending
 from ..ledger.writer import (
@@ -70,9 +71,11 @@ def _decision_fields(request: SizingRequest, created_at) -> dict[str, Any]:
     base_size = inverse_vol_size
     base_size *= regime
     base_size *= sharpe
-    final_size = base_size * applied_factor
-    if not math.isfinite(final_size):
-        raise SizingError(f"final size overflowed for {request.symbol}: {final_size!r}")
+    unbounded_size = base_size * applied_factor
+    if not math.isfinite(unbounded_size):
+        raise SizingError(f"final size overflowed for {request.symbol}: {unbounded_size!r}")
+    config = sizing_settings()
+    final_size, bounded = bound_total(request.gross_target, unbounded_size, config.total_min, config.total_max)
     return {
         "created_at": created_at, "symbol": request.symbol, "gross_target": float(request.gross_target),
         "inverse_vol_size": inverse_vol_size, "regime_multiplier": regime, "sharpe_multiplier": sharpe,
@@ -81,6 +84,7 @@ def _decision_fields(request: SizingRequest, created_at) -> dict[str, Any]:
         "override_id": policy.override.pk if policy.override is not None else None,
         "stale": bool(intel.get("stale", False)), "fallback_reason": fallback_reason,
         "order_ref": request.order_ref, "caller": request.caller, "journal_ref": "",
+        "unbounded_size": unbounded_size, "total_bounded": bounded,
     }
 
 

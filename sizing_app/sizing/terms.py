@@ -8,13 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..conf import sizing_settings
+from ..domain.stack import bound_total
 from ..models import Override
 from ..policy.resolution import policy_apply
 from .hot_state import LatestFactor, hot_state
-from .steps import inverse_vol_size
-from .steps import persisted_factor as symbol_size_factor
-from .steps import regime_multiplier as volatility_regime_scale
-from .steps import sharpe_multiplier as size_multiplier
+from .steps import inverse_vol_size, persisted_factor, regime_multiplier, sharpe_multiplier
 
 
 @dataclass(frozen=True)
@@ -35,17 +34,20 @@ class SizingTerms:
 
     @property
     def total_multiplier(self) -> float:
-        """final size / gross target, as size_for multiplies it (same order)."""
-        return 1.0 * self.inverse_vol_multiplier * self.regime_multiplier * self.sharpe_multiplier * self.applied_factor
+        """final size / gross target, as size_for multiplies it (same order) and bounds it."""
+        config = sizing_settings()
+        product = (1.0 * self.inverse_vol_multiplier * self.regime_multiplier * self.sharpe_multiplier
+                   * self.applied_factor)
+        return bound_total(1.0, product, config.total_min, config.total_max)[0]
 
 
 def sizing_terms(symbol: str, now: datetime) -> SizingTerms:
-    intel = symbol_size_factor(symbol)
+    intel = persisted_factor(symbol)
     policy = hot_state.policy(symbol, now)
     intel_factor, applied_factor, fallback_reason = policy_apply(intel=intel, policy=policy)
     return SizingTerms(
         symbol=symbol, latest=hot_state.latest(symbol), mode=policy.mode, override=policy.override,
         stale=bool(intel.get("stale", False)), fallback_reason=fallback_reason, intel_factor=intel_factor,
         applied_factor=applied_factor, inverse_vol_multiplier=inverse_vol_size(symbol, 1.0),
-        regime_multiplier=volatility_regime_scale(symbol), sharpe_multiplier=size_multiplier(symbol),
+        regime_multiplier=regime_multiplier(symbol), sharpe_multiplier=sharpe_multiplier(symbol),
     )

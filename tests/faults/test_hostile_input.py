@@ -62,10 +62,10 @@ FIXTURES = settings(deadline=None, suppress_health_check=[HealthCheck.function_s
                     database=None)
 PURE = settings(deadline=None, max_examples=150, database=None)
 SYMBOL_RE = re.compile(SYMBOL_PATTERN)
-# The stack's bounds (README "Score and factor"): inverse vol [0.25, 2], regime [0.5, 1.25],
-# Sharpe (0.5, 1.5), intel [0.25, 2]: final / gross lies within their products.
-LOWEST_MULTIPLE = 0.25 * 0.5 * 0.5 * 0.25
-HIGHEST_MULTIPLE = 2.0 * 1.25 * 1.5 * 2.0
+# The whole multiplier's bounds (docs/architecture.md, "Score, factor and stack"): final / gross lies
+# within [SIZING_TOTAL_MIN, SIZING_TOTAL_MAX], narrower than the steps' own bounds multiplied.
+LOWEST_MULTIPLE = 0.1
+HIGHEST_MULTIPLE = 3.0
 
 
 @pytest.fixture(autouse=True)

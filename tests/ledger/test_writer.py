@@ -124,7 +124,7 @@ def test_each_row_is_sent_as_its_hashed_text_plus_its_hash(journal_ref):
            "regime_multiplier": 0.9, "sharpe_multiplier": 1.1, "intel_factor": 2.0, "applied_factor": 2.0,
            "final_size": 1e-300, "snapshot_id": 7, "score": None, "mode": "live", "override_id": None,
            "stale": False, "fallback_reason": "", "order_ref": "Überweisung \"7\"", "caller": "注文",
-           "journal_ref": journal_ref}
+           "journal_ref": journal_ref, "unbounded_size": 1e-300, "total_bounded": False}
     (chained,), (text,) = decisions.chain_rows([row], {"BTCUSDC": (4, "f" * 64)})
     sent = json.loads(text)
     assert set(sent) == set(decisions.INSERT_NAMES)

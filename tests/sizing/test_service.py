@@ -306,3 +306,52 @@ def test_batch_with_one_invalid_order_writes_nothing(fresh_snapshot, bad):
 def test_empty_batch_writes_nothing():
     assert size_decide_batch([]) == []
     assert SizingDecision.objects.count() == 0
+
+
+# --- the bounded whole -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("steps", "expected_total", "bounded"), [
+    (dict(size_factor=2.0, inverse_vol_multiplier=2.0, regime_multiplier=1.25, sharpe_multiplier=1.5), 3.0, True),
+    (dict(size_factor=0.25, inverse_vol_multiplier=0.25, regime_multiplier=0.5, sharpe_multiplier=0.5), 0.1, True),
+    (dict(size_factor=1.5, inverse_vol_multiplier=1.2, regime_multiplier=1.0, sharpe_multiplier=1.0), None, False),
+])
+def test_the_whole_multiplier_is_bounded_and_the_row_says_when(btc, steps, expected_total, bounded):
+    make_snapshot(btc, **steps)
+    decision = size_decide("BTCUSDC", 1000.0)
+    product = 1000.0 * steps["inverse_vol_multiplier"] * steps["regime_multiplier"] * steps["sharpe_multiplier"]
+    product *= steps["size_factor"]
+    assert decision.unbounded_size == product and decision.total_bounded is bounded
+    assert decision.final_size == (1000.0 * expected_total if bounded else product)
+    stored = SizingDecision.objects.get(pk=decision.pk)
+    assert (stored.unbounded_size, stored.total_bounded, stored.final_size) == (
+        decision.unbounded_size, bounded, decision.final_size)
+
+
+def test_narrower_total_bounds_are_honoured_and_wider_ones_refused(btc, settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from sizing_app.conf import sizing_settings
+
+    make_snapshot(btc, size_factor=2.0, inverse_vol_multiplier=1.0)
+    settings.SIZING_TOTAL_MAX = 1.5
+    assert size_for("BTCUSDC", 100.0) == 150.0
+    settings.SIZING_TOTAL_MAX = 5.0
+    with pytest.raises(ImproperlyConfigured, match="SIZING_TOTAL_MAX"):
+        sizing_settings()
+
+
+@DB_HYPOTHESIS
+@given(factor=st.floats(0.0, 50.0), inv=st.floats(0.0, 5.0), regime=st.floats(0.0, 5.0), sharpe=st.floats(0.0, 5.0),
+       gross=st.floats(sys.float_info.min, 1e12))
+def test_final_over_gross_stays_inside_the_total_bounds_for_every_valid_input(factor, inv, regime, sharpe, gross):
+    from sizing_app import signal_generator
+
+    steps = {"inverse_vol_size": lambda symbol, base: base * inv, "volatility_regime_scale": lambda symbol: regime,
+             "size_multiplier": lambda symbol: sharpe,
+             "symbol_size_factor": lambda symbol: {"symbol": symbol, "score": 0.0, "size_factor": factor}}
+    make_symbol(f"P{SizingDecision.objects.count()}USDC")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, step in steps.items():
+            patch.setattr(signal_generator, name, step)
+        decision = signal_generator.size_decide(f"P{SizingDecision.objects.count()}USDC", gross)
+    assert 0.1 * (1 - 1e-15) <= decision.final_size / gross <= 3.0 * (1 + 1e-15)
