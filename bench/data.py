@@ -1,5 +1,7 @@
 """Synthetic benchmark data: N symbols x 720 1h candles x 200 fills (and their orders).
 
+As an exchange reports them: fills without a realized PnL (the accounting computes it), a third of
+the fees in BNB (converted through the BNBUSDT candles, which are written too), the rest in USDT.
 Written with COPY on PostgreSQL and bulk_create elsewhere; deterministic for a given seed.
 """
 from __future__ import annotations
@@ -13,6 +15,7 @@ from django.db import connection, transaction
 from sizing_app.models import Candle, Fill, Order, Symbol
 
 HOUR_MS = 3_600_000
+FEE_MARKET = "BNBUSDT"  # prices the BNB fees in USDT
 
 
 def _symbol_names(count: int) -> list[str]:
@@ -40,12 +43,15 @@ def create_bench_data(*, symbols: int, candles: int, fills: int, as_of: datetime
     todo = [name for name in names if name not in existing]
     if not todo:
         return names
-    Symbol.objects.bulk_create([Symbol(name=name) for name in todo])
+    Symbol.objects.bulk_create([Symbol(name=name, base_asset=name[:-4], quote_asset="USDT") for name in todo])
     ids = dict(Symbol.objects.filter(name__in=todo).values_list("name", "id"))
+    bnb, _ = Symbol.objects.get_or_create(name=FEE_MARKET, defaults={"base_asset": "BNB", "quote_asset": "USDT"})
     end_ms = int(as_of.timestamp() * 1000) // HOUR_MS * HOUR_MS
     open_ms = end_ms - HOUR_MS * np.arange(candles, 0, -1)
     fill_ms = np.sort(rng.integers(end_ms - 30 * 24 * HOUR_MS, end_ms, size=(len(todo), fills)), axis=1)
     candle_rows, order_rows, fill_rows = [], [], []
+    if not Candle.objects.filter(symbol=bnb).exists():
+        candle_rows += [(bnb.pk, int(t), 600.0, 601.0, 599.0) for t in open_ms]
     for position, name in enumerate(todo):
         symbol_id = ids[name]
         close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.01, candles)))
@@ -62,10 +68,11 @@ def create_bench_data(*, symbols: int, candles: int, fills: int, as_of: datetime
             price = arrival * (1 + sign * slippage[index])
             qty = float(rng.uniform(0.1, 2.0))
             requested = qty / float(rng.uniform(0.6, 1.0))
-            pnl = float(rng.normal(5.0, 40.0)) if index % 2 else None
+            fee, fee_asset = (qty * price * 0.00075 / 600.0, "BNB") if index % 3 == 0 else (qty * price * 0.001,
+                                                                                              "USDT")
             order_rows.append((symbol_id, f"o{index}", sides[index], requested, qty, arrival, t))
             fill_rows.append((symbol_id, f"t{index}", f"o{index}", sides[index], qty, price, bool(index % 3 == 0),
-                              pnl, t))
+                              fee, fee_asset, t))
     _write(candle_rows, order_rows, fill_rows)
     return names
 
@@ -84,9 +91,9 @@ def _write(candle_rows, order_rows, fill_rows) -> None:
             order_ids = {(s, ref): pk for s, ref, pk in cursor.fetchall()}
         _copy("sizing_app_fill", ["symbol_id", "order_id", "order_ref", "trade_id", "side", "qty", "price", "fee",
                                   "fee_asset", "is_maker", "realized_pnl", "executed_at"],
-              ((str(s), str(order_ids[(s, oref)]), oref, tid, side, f"{qty:.8f}", f"{price:.8f}", "0.01", "USDT",
-                "t" if maker else "f", r"\N" if pnl is None else f"{pnl:.8f}", _iso(t))
-               for s, tid, oref, side, qty, price, maker, pnl, t in fill_rows))
+              ((str(s), str(order_ids[(s, oref)]), oref, tid, side, f"{qty:.8f}", f"{price:.8f}", f"{fee:.8f}",
+                fee_asset, "t" if maker else "f", r"\N", _iso(t))
+               for s, tid, oref, side, qty, price, maker, fee, fee_asset, t in fill_rows))
         return
     with transaction.atomic():
         Candle.objects.bulk_create(
@@ -104,10 +111,9 @@ def _write(candle_rows, order_rows, fill_rows) -> None:
         order_ids = {(o.symbol_id, o.client_order_id): o.pk for o in orders}
         Fill.objects.bulk_create(
             (Fill(symbol_id=s, order_id=order_ids[(s, oref)], order_ref=oref, trade_id=tid, side=side,
-                  qty=f"{qty:.8f}", price=f"{price:.8f}", fee="0.01", fee_asset="USDT", is_maker=maker,
-                  realized_pnl=None if pnl is None else f"{pnl:.8f}",
+                  qty=f"{qty:.8f}", price=f"{price:.8f}", fee=f"{fee:.8f}", fee_asset=fee_asset, is_maker=maker,
                   executed_at=datetime.fromtimestamp(t / 1000, tz=UTC))
-             for s, tid, oref, side, qty, price, maker, pnl, t in fill_rows),
+             for s, tid, oref, side, qty, price, maker, fee, fee_asset, t in fill_rows),
             batch_size=5000,
         )
 

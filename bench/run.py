@@ -65,12 +65,13 @@ def _select_baseline_s(names: list[str], as_of) -> float:
     week = as_of - timedelta(days=7)
     placeholders = ", ".join(["%s"] * len(ids))
     queries = [
-        (f"SELECT symbol_id, open_time, high, low, close FROM sizing_app_candle WHERE symbol_id IN ({placeholders}) "
-         "AND interval = %s AND open_time >= %s AND open_time < %s ORDER BY symbol_id, open_time",
-         [*ids, "1h", lookback, as_of]),
-        (f"SELECT symbol_id, executed_at, side, qty, price, arrival_price, is_maker, realized_pnl, fee, fee_asset "
-         f"FROM sizing_app_fill WHERE symbol_id IN ({placeholders}) AND executed_at >= %s AND executed_at < %s "
-         "ORDER BY symbol_id, executed_at, id", [*ids, lookback, as_of]),
+        (f"SELECT symbol_id, open_time, open, high, low, close, volume FROM sizing_app_candle "
+         f"WHERE symbol_id IN ({placeholders}) AND interval = %s AND open_time >= %s AND open_time < %s "
+         "ORDER BY symbol_id, open_time", [*ids, "1h", lookback, as_of]),
+        # Every fill before as_of: the position accounting starts from the first.
+        (f"SELECT symbol_id, id, executed_at, side, qty, price, arrival_price, is_maker, realized_pnl, fee, fee_asset "
+         f"FROM sizing_app_fill WHERE symbol_id IN ({placeholders}) AND executed_at < %s "
+         "ORDER BY symbol_id, executed_at, trade_id, id", [*ids, as_of]),
         (f"SELECT symbol_id, requested_qty, filled_qty FROM sizing_app_order WHERE symbol_id IN ({placeholders}) "
          "AND submitted_at >= %s AND submitted_at < %s ORDER BY symbol_id", [*ids, week, as_of]),
     ]

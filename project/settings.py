@@ -3,6 +3,7 @@
 Defaults are embedded and need no server: SQLite and kombu's filesystem broker under var/.
 Production points DATABASE_URL at PostgreSQL and CELERY_BROKER_URL at Redis.
 """
+import os
 import secrets
 from pathlib import Path
 
@@ -324,11 +325,21 @@ SIZING_RECOMPUTE_SECONDS = env.int("SIZING_RECOMPUTE_SECONDS", default=300)
 SIZING_MAX_AGE_SECONDS = env.int("SIZING_MAX_AGE_SECONDS", default=3 * SIZING_RECOMPUTE_SECONDS)
 SIZING_FACTOR_MIN = env.float("SIZING_FACTOR_MIN", default=0.25)
 SIZING_FACTOR_MAX = env.float("SIZING_FACTOR_MAX", default=2.0)
-SIZING_MAX_STEP = env.float("SIZING_MAX_STEP", default=0.25)
+# The persisted factor moves at most x(1 + step) or /(1 + step) per hour since the previous snapshot.
+SIZING_MAX_STEP_PER_HOUR = env.float("SIZING_MAX_STEP_PER_HOUR", default=0.10)
+if "SIZING_MAX_STEP" in os.environ:
+    SIZING_MAX_STEP = os.environ["SIZING_MAX_STEP"]  # refused at start-up with the replacement's name (conf.py)
+# Must divide an hour: the metrics read hourly bars built from these candles.
 SIZING_CANDLE_INTERVAL = env.str("SIZING_CANDLE_INTERVAL", default="1h")
+# A snapshot whose newest closed candle is older than this is stale_input (neutral); 0: 3 candle intervals.
+SIZING_MAX_CANDLE_AGE_SECONDS = env.int("SIZING_MAX_CANDLE_AGE_SECONDS", default=0)
+# A snapshot may not be dated beyond now plus this (recompute refuses it; sizing never serves one).
+SIZING_MAX_CLOCK_SKEW_SECONDS = env.int("SIZING_MAX_CLOCK_SKEW_SECONDS", default=60)
 SIZING_LOOKBACK_DAYS = env.int("SIZING_LOOKBACK_DAYS", default=30)
 SIZING_TARGET_VOLATILITY = env.float("SIZING_TARGET_VOLATILITY", default=0.60)
-SIZING_CAPITAL_BASE = env.float("SIZING_CAPITAL_BASE", default=100_000.0)
+# Capital a symbol's equity is measured against when the symbol sets none; unset: the largest notional
+# the symbol held over the lookback (scale-aware in any quote currency).
+SIZING_CAPITAL_BASE = env.float("SIZING_CAPITAL_BASE", default=None)
 SIZING_DEFAULT_MODE = env.str("SIZING_DEFAULT_MODE", default="live")
 # The largest gross_target accepted from the engine, in its own units (quote notional or base
 # quantity): far above any real order, far below where float products lose integer precision.

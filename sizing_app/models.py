@@ -72,6 +72,10 @@ class AppendOnlyModel(models.Model):
 
 class Symbol(models.Model):
     name = models.CharField(max_length=32, unique=True, validators=[symbol_validator])
+    # What a position is accounted in (quote) and what a base-asset fee is converted from; blank only on
+    # symbols registered before assets were recorded whose name could not be split (see domain.assets).
+    base_asset = models.CharField(max_length=16, blank=True, default="")
+    quote_asset = models.CharField(max_length=16, blank=True, default="")
     is_active = models.BooleanField(default=True, help_text="Only active symbols are recomputed.")
     mode = models.CharField(
         max_length=8, choices=Mode.choices, blank=True, default="",
@@ -244,17 +248,26 @@ class SizingSnapshot(AppendOnlyModel):
     class Status(models.TextChoices):
         OK = "ok", "ok: every component had data"
         PARTIAL = "partial", "partial: some components lacked data"
+        STALE_INPUT = "stale_input", "stale input: the candle feed stopped; neutral stack and factor"
         NO_DATA = "no_data", "no data: neutral factor"
 
     symbol = models.ForeignKey(Symbol, on_delete=models.PROTECT, related_name="snapshots")
     as_of = models.DateTimeField(help_text="Start of the recompute bucket; inputs are strictly before it.")
     computed_at = models.DateTimeField()
+    computed_live = models.BooleanField(
+        default=True,
+        help_text="Computed as its bucket happened; false for a backfill (recompute --as-of in the past).",
+    )
     run = models.ForeignKey(RecomputeRun, on_delete=models.PROTECT, null=True, blank=True, related_name="snapshots")
     # Inputs
-    candle_count = models.PositiveIntegerField(default=0)
+    candle_count = models.PositiveIntegerField(default=0, help_text="Closed hourly bars in the lookback.")
     fill_count = models.PositiveIntegerField(default=0)
     order_count = models.PositiveIntegerField(default=0)
-    active_days = models.PositiveIntegerField(default=0, help_text="UTC days with fills in the Sharpe window.")
+    active_days = models.PositiveIntegerField(
+        default=0, help_text="UTC days of the Sharpe window with a fill or an open position.",
+    )
+    last_candle_at = models.DateTimeField(null=True, blank=True, help_text="When the newest closed candle closed.")
+    last_fill_at = models.DateTimeField(null=True, blank=True, help_text="The newest fill before as_of.")
     last_close = models.FloatField(null=True, blank=True)
     atr_pct = models.FloatField(null=True, blank=True)
     atr_regime_ratio = models.FloatField(null=True, blank=True)
@@ -265,6 +278,20 @@ class SizingSnapshot(AppendOnlyModel):
     slippage_bps = models.FloatField(null=True, blank=True)
     fill_rate = models.FloatField(null=True, blank=True)
     maker_ratio = models.FloatField(null=True, blank=True)
+    # The position at as_of, in the quote currency (domain/accounting.py); null on snapshots before it was kept
+    capital = models.FloatField(null=True, blank=True, help_text="What the equity's returns are measured against.")
+    position_qty = models.FloatField(null=True, blank=True, help_text="Signed: long > 0.")
+    avg_cost = models.FloatField(null=True, blank=True)
+    realized_pnl = models.FloatField(null=True, blank=True, help_text="By average cost, before fees.")
+    fees_quote = models.FloatField(null=True, blank=True, help_text="Fees converted into the quote currency.")
+    unconverted_fee_count = models.PositiveIntegerField(
+        default=0, help_text="Fees in an asset with no price in the quote currency: kept out of fees_quote.",
+    )
+    unrealized_pnl = models.FloatField(null=True, blank=True, help_text="Marked at the last closed candle.")
+    equity = models.FloatField(null=True, blank=True, help_text="capital + realized - fees + unrealized.")
+    source_realized_pnl = models.FloatField(
+        null=True, blank=True, help_text="The sum of the realized PnL the sources reported, where they did.",
+    )
     # Existing stack
     inverse_vol_multiplier = models.FloatField(default=1.0)
     regime_multiplier = models.FloatField(default=1.0)
@@ -274,7 +301,7 @@ class SizingSnapshot(AppendOnlyModel):
     components = models.JSONField(default=dict)
     raw_size_factor = models.FloatField(default=1.0, help_text="Factor from the score before the step limit.")
     size_factor = models.FloatField(default=1.0, help_text="Persisted factor after the step limit.")
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OK)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OK)
 
     class Meta:
         constraints = [

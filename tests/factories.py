@@ -13,6 +13,7 @@ import numpy as np
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from sizing_app.domain.assets import AssetsUnknown, split_symbol
 from sizing_app.models import Candle, Fill, Order, Override, SizingSnapshot, Symbol
 
 HOUR = timedelta(hours=1)
@@ -20,6 +21,12 @@ _sequence = itertools.count(1)
 
 
 def make_symbol(name: str = "BTCUSDC", **fields) -> Symbol:
+    """A symbol with its assets split from the name as the importers would (blank when it cannot be)."""
+    if "base_asset" not in fields and "quote_asset" not in fields:
+        try:
+            fields["base_asset"], fields["quote_asset"] = split_symbol(name)
+        except AssetsUnknown:
+            pass
     return Symbol.objects.create(name=name, **fields)
 
 

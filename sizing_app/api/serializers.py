@@ -4,11 +4,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import numpy as np
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..domain.metrics import bars_per_year
+from ..domain.metrics import normalize_interval, on_interval_grid
 from ..models import Mode, Order, Override, RecomputeRun, Side, SizingDecision, SizingSnapshot, Symbol
 from ..sizing.validation import MAX_TEXT
 from .fields import (
@@ -154,6 +155,28 @@ class HealthMarketSerializer(serializers.Serializer):
     market_sharpe_7d = serializers.FloatField(allow_null=True)
 
 
+class HealthPositionSerializer(serializers.Serializer):
+    """The symbol's position at the snapshot's as_of, by average cost, in its quote currency."""
+
+    quote_asset = serializers.CharField(allow_blank=True)
+    qty = serializers.FloatField(allow_null=True, help_text="Signed: long > 0.")
+    avg_cost = serializers.FloatField(allow_null=True)
+    realized_pnl = serializers.FloatField(allow_null=True, help_text="Before fees.")
+    unrealized_pnl = serializers.FloatField(allow_null=True, help_text="Marked at the last closed candle.")
+    fees = serializers.FloatField(allow_null=True, help_text="Converted into the quote currency.")
+    unconverted_fee_count = serializers.IntegerField(help_text="Fees with no price in the quote currency, left out.")
+    equity = serializers.FloatField(allow_null=True, help_text="capital + realized - fees + unrealized.")
+    capital = serializers.FloatField(allow_null=True)
+    source_realized_pnl = serializers.FloatField(allow_null=True,
+                                                 help_text="What the sources reported, where they did.")
+
+
+class HealthInputsSerializer(serializers.Serializer):
+    last_candle_at = serializers.DateTimeField(allow_null=True, help_text="When the newest closed candle closed.")
+    last_fill_at = serializers.DateTimeField(allow_null=True)
+    computed_live = serializers.BooleanField(allow_null=True, help_text="False for a backfilled snapshot.")
+
+
 class HealthSizingSerializer(serializers.Serializer):
     sharpe_7d = serializers.FloatField(allow_null=True)
     max_drawdown = serializers.FloatField(allow_null=True)
@@ -175,9 +198,11 @@ class SymbolHealthOutputSerializer(serializers.Serializer):
     as_of = serializers.DateTimeField(allow_null=True)
     age_seconds = serializers.FloatField(allow_null=True)
     stale = serializers.BooleanField()
-    status = serializers.CharField(help_text="Snapshot status (ok, partial, no_data) or no_snapshot.")
+    status = serializers.CharField(help_text="Snapshot status (ok, partial, stale_input, no_data) or no_snapshot.")
     execution = HealthExecutionSerializer()
     market = HealthMarketSerializer()
+    position = HealthPositionSerializer()
+    inputs = HealthInputsSerializer()
     sizing = HealthSizingSerializer()
 
 
@@ -293,12 +318,16 @@ class CandleRowSerializer(StrictInputSerializer):
 
     def validate_interval(self, value):
         try:
-            bars_per_year(value)
+            return normalize_interval(value)  # "60m" is stored, and read, as "1h"
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from None
-        return value
 
     def validate(self, attrs):
+        open_us = int(attrs["open_time"].timestamp()) * 1_000_000 + attrs["open_time"].microsecond
+        if not on_interval_grid(np.array([open_us]), attrs["interval"])[0]:
+            raise serializers.ValidationError({"open_time": (
+                f"Off the {attrs['interval']} grid: a {attrs['interval']} bar opens on whole multiples of "
+                f"{attrs['interval']} since 1970-01-01 UTC.")})
         for name in ("open", "high", "low", "close"):
             _positive(attrs[name], name)
         if attrs["high"] < max(attrs["open"], attrs["close"], attrs["low"]):

@@ -30,6 +30,7 @@ SUBMIT_WINDOW_SECONDS = 3000.0
 FEE_RATES = {True: Decimal("0.0002"), False: Decimal("0.0005")}
 MONEY_PLACES = Decimal("0.00000001")
 TRIP_NOTIONAL_SHARE = (0.04, 0.12)  # of the capital base, per round trip
+DEMO_CAPITAL = 100_000.0  # in the quote currency: the demo desk's book per symbol when none is set
 MAX_HOLD_HOURS = 12
 MEAN_REVERSION_PER_HOUR = 1.0 / (7 * 24)
 EXCHANGE_ORDER_ID_BASE = 8_000_000_000
@@ -288,16 +289,15 @@ class _ExecutionSimulator:
         qty = max(_dec(notional / self._mid(bar, entry_at), self.spec.qty_places + 2).quantize(
             self.qty_step, ROUND_DOWN), self.qty_step)
         entry_side = Side.BUY if direction > 0 else Side.SELL
-        entries = self._work(side=entry_side, qty=qty, bar=bar, at=entry_at, must_complete=False, basis=None)
+        entries = self._work(side=entry_side, qty=qty, bar=bar, at=entry_at, must_complete=False)
         position = sum((fill_qty for fill_qty, _ in entries), Decimal(0))
         if position == 0:
             return
-        basis = sum((fill_qty * price for fill_qty, price in entries), Decimal(0)) / position
         exit_side = Side.SELL if direction > 0 else Side.BUY
-        self._work(side=exit_side, qty=position, bar=exit_bar, at=exit_at, must_complete=True, basis=basis)
+        self._work(side=exit_side, qty=position, bar=exit_bar, at=exit_at, must_complete=True)
 
-    def _work(self, *, side: str, qty: Decimal, bar: int, at: datetime, must_complete: bool,
-              basis: Decimal | None) -> list[tuple[Decimal, Decimal]]:
+    def _work(self, *, side: str, qty: Decimal, bar: int, at: datetime,
+              must_complete: bool) -> list[tuple[Decimal, Decimal]]:
         """Send one order and, if it left a rest that must (or may) trade, a taker fallback for it."""
         rng, profile = self.rng, self.profile
         passive = bool(rng.random() < profile.maker_share)
@@ -313,18 +313,18 @@ class _ExecutionSimulator:
         if filled == qty:
             status = Order.Status.FILLED
         order, executions = self._place(side=side, requested=qty, filled=filled, status=status, bar=bar, at=at,
-                                        passive=passive, fallback=False, basis=basis)
+                                        passive=passive, fallback=False)
         rest = qty - filled
         # An exit must flatten; an entry re-sends its rest only sometimes (the signal may be gone).
         if rest > 0 and (must_complete or (passive and rng.random() < profile.fallback_share)):
             resend_at = order.closed_at + timedelta(seconds=rng.uniform(0.5, 3.0))
             _, more = self._place(side=side, requested=rest, filled=rest, status=Order.Status.FILLED, bar=bar,
-                                  at=resend_at, passive=False, fallback=passive, basis=basis)
+                                  at=resend_at, passive=False, fallback=passive)
             executions += more
         return executions
 
     def _place(self, *, side: str, requested: Decimal, filled: Decimal, status: str, bar: int, at: datetime,
-               passive: bool, fallback: bool, basis: Decimal | None) -> tuple[Order, list[tuple[Decimal, Decimal]]]:
+               passive: bool, fallback: bool) -> tuple[Order, list[tuple[Decimal, Decimal]]]:
         rng, profile, spec = self.rng, self.profile, self.spec
         sign = 1 if side == Side.BUY else -1
         arrival = self._mid(bar, at)
@@ -346,14 +346,11 @@ class _ExecutionSimulator:
                 slippage_bps = rng.normal(profile.taker_cost_bps, profile.taker_cost_sd_bps)
                 price = _dec(arrival * (1 + sign * slippage_bps / 1e4), spec.price_places)
             self._trade_count += 1
-            realized_pnl = None
-            if basis is not None:
-                # Closing a long sells (sign -1): PnL = (price - basis) * qty; a short the reverse.
-                realized_pnl = ((price - basis) * piece * -sign).quantize(MONEY_PLACES)
+            # Like a spot venue's fills, the demo's carry no PnL: the scoring's accounting computes it.
             self.fills.append((client_order_id, Fill(
                 trade_id=f"{self.prefix}{self._trade_count:07d}", side=side, qty=piece, price=price,
                 fee=(price * piece * FEE_RATES[passive]).quantize(MONEY_PLACES), fee_asset=spec.quote,
-                is_maker=passive, realized_pnl=realized_pnl, executed_at=executed_at,
+                is_maker=passive, executed_at=executed_at,
             )))
             executions.append((piece, price))
             last_fill_at = executed_at

@@ -18,11 +18,13 @@ from ..conf import sizing_settings, snapshot_is_stale
 from ..models import Candle, Fill, Order, SizingSnapshot, Symbol
 from ..recompute.service import bucket_for, recompute_run
 from ..selectors import inputs as selectors
+from ..telemetry.symbols import symbol_register
 from .market import (
     CANDLE_INTERVAL,
     DEFAULT_DAYS,
     DEFAULT_HISTORY_HOURS,
     DEFAULT_SEED,
+    DEMO_CAPITAL,
     DEMO_ID_PREFIX,
     HOUR,
     MAX_DAYS,
@@ -127,12 +129,14 @@ def _conflict_message(name: str, table: str, start: datetime, end: datetime) -> 
 
 
 def _symbol_seed(spec: DemoSymbol, *, start: datetime, end: datetime, days: int, seed: int,
-                 capital_base: float) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+                 capital_base: float | None) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
     """Write one symbol's demo rows in one transaction; returns (rows in set, rows inserted)."""
     with transaction.atomic():
-        symbol, _ = Symbol.objects.get_or_create(name=spec.name)
+        symbol, _ = symbol_register(name=spec.name, base_asset=spec.name[:-len(spec.quote)], quote_asset=spec.quote)
+        # The demo desk trades a few percent of this per round trip; the scoring measures returns
+        # against the capital set, or (unset) the largest notional held, like any symbol's.
         rows = demo_symbol_rows(spec, end=end, days=days, seed=seed,
-                                capital_base=symbol.capital_base or capital_base)
+                                capital_base=symbol.capital_base or capital_base or DEMO_CAPITAL)
         stored = _existing_rows(symbol, rows, start=start, end=end)
         for row in (*rows.candles, *rows.orders, *(fill for _, fill in rows.fills)):
             row.symbol = symbol

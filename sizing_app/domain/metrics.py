@@ -23,6 +23,8 @@ __all__ = [
     "fill_rate",
     "maker_ratio",
     "max_drawdown",
+    "normalize_interval",
+    "on_interval_grid",
     "realized_volatility",
     "regime_ratio",
     "true_range",
@@ -200,6 +202,58 @@ def bars_per_year(interval: str) -> float:
     if not bars > 0:  # a count so large that a year holds no measurable fraction of a bar
         raise ValueError(f"interval {interval!r} is too long")
     return bars
+
+
+def interval_milliseconds(interval: str) -> int:
+    """The length of a fixed-length interval ("1m" .. "1w") in milliseconds; months have none (ValueError)."""
+    bars_per_year(interval)  # the same validation and message
+    match = _INTERVAL_PATTERN.fullmatch(interval)
+    count, unit = int(match.group(1)), match.group(2)
+    if unit == "M":
+        raise ValueError(f"interval {interval!r} has no fixed length")
+    return count * _SECONDS_PER_UNIT[unit] * 1000
+
+
+_UNIT_SECONDS_DESCENDING = (("w", 7 * 86_400), ("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
+# Binance's weekly bars open on Mondays; 1970-01-01 was a Thursday, the first Monday 1970-01-05.
+_FIRST_MONDAY_SECONDS = 4 * 86_400
+
+
+def normalize_interval(interval: str) -> str:
+    """An exchange interval in its one spelling: the largest unit that divides it ("60m" -> "1h", "24h" -> "1d").
+
+    Weeks are not derived from days: Binance's week bars open on Mondays, "7d" bars on the epoch grid.
+    Raises ValueError for anything bars_per_year refuses.
+    """
+    bars_per_year(interval)
+    match = _INTERVAL_PATTERN.fullmatch(interval)
+    count, unit = int(match.group(1)), match.group(2)
+    if unit in ("M", "w"):
+        return interval if str(count) == match.group(1) else f"{count}{unit}"
+    seconds = count * _SECONDS_PER_UNIT[unit]
+    for name, size in _UNIT_SECONDS_DESCENDING[1:]:
+        if seconds % size == 0:
+            return f"{seconds // size}{name}"
+    raise AssertionError("unreachable: seconds divide by 1")
+
+
+def on_interval_grid(open_time_us: np.ndarray, interval: str) -> np.ndarray:
+    """For each open time (epoch microseconds), whether a bar of `interval` can open there.
+
+    Bars open on multiples of their length since 1970-01-01 00:00 UTC, weeks on Mondays and months
+    on the first of the month at midnight; anything else is not an exchange bar (a shifted timestamp).
+    """
+    open_time_us = np.asarray(open_time_us, dtype=np.int64)
+    match = _INTERVAL_PATTERN.fullmatch(normalize_interval(interval))
+    count, unit = int(match.group(1)), match.group(2)
+    if unit == "M":
+        moments = open_time_us.astype("datetime64[us]")
+        months = moments.astype("datetime64[M]")
+        starts = months.astype("datetime64[us]") == moments
+        return starts & (months.astype(np.int64) % count == 0)
+    length_us = count * _SECONDS_PER_UNIT[unit] * 1_000_000
+    offset_us = _FIRST_MONDAY_SECONDS * 1_000_000 if unit == "w" else 0
+    return (open_time_us - offset_us) % length_us == 0
 
 
 def _datetime_microseconds(moment: datetime) -> int:

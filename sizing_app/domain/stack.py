@@ -42,12 +42,17 @@ def regime_multiplier(atr_regime_ratio: float | None) -> float:
     return min(max(1.0 / ratio, 0.5), 1.25)
 
 
-def sharpe_multiplier(sharpe: float | None) -> float:
-    """Sharpe-aware multiplier in (0.5, 1.5): 1.0 at Sharpe 0 or when undefined."""
+def sharpe_multiplier(sharpe: float | None, confidence: float = 1.0) -> float:
+    """Sharpe-aware multiplier in (0.5, 1.5): 1.0 at Sharpe 0 or when undefined.
+
+    `confidence` in [0, 1] shrinks it toward 1.0 as the score shrinks its Sharpe component (by the
+    days with exposure): one fill's 7-day Sharpe of +/-7.22 must not move size by half.
+    """
     value = finite_or_none(sharpe)
     if value is None:
         return 1.0
-    return 1.0 + 0.5 * math.tanh(value / 2.0)
+    weight = min(max(finite_or_none(confidence) or 0.0, 0.0), 1.0)
+    return 1.0 + 0.5 * math.tanh(value / 2.0) * weight
 
 
 # The whole multiplier (final size / gross target) never leaves these bounds, whatever the steps

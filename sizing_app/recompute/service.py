@@ -57,6 +57,23 @@ def run_start(
     return run
 
 
+class AsOfInFuture(ValueError):
+    """A bucket dated beyond now plus the allowed clock skew: it would shadow every fresh snapshot."""
+
+
+def as_of_not_in_future(as_of: datetime) -> None:
+    """Refuse an as_of beyond now + SIZING_MAX_CLOCK_SKEW_SECONDS (a typo, or a clock run ahead)."""
+    skew = sizing_settings().max_clock_skew_seconds
+    limit = timezone.now() + timedelta(seconds=skew)
+    if as_of > limit:
+        raise AsOfInFuture(
+            f"as_of {as_of.isoformat()} is in the future (now {timezone.now().isoformat(timespec='seconds')}, "
+            f"allowed skew {skew} s): a snapshot dated ahead would be computed from data that does not exist "
+            "yet. Use a past or the current time (omit --as-of for the current bucket); if this host's clock "
+            "is wrong, fix it (NTP) first."
+        )
+
+
 def _run_close(run: RecomputeRun) -> None:
     if run.symbols_failed == 0:
         run.status = RecomputeRun.Status.OK
@@ -86,10 +103,15 @@ def runs_abandon_stale(*, older_than: timedelta) -> int:
     return abandoned
 
 
+def _moment(epoch_ms: int | None) -> datetime | None:
+    return None if epoch_ms is None else datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
+
+
 def _snapshot_from(symbol: Symbol, evaluation: scoring.Evaluation, *, as_of, run_id, computed_at) -> SizingSnapshot:
     values = evaluation.metrics
     return SizingSnapshot(
-        symbol=symbol, as_of=as_of, computed_at=computed_at, run_id=run_id,
+        symbol=symbol, as_of=as_of, computed_at=computed_at, run_id=run_id, computed_live=computed_live(as_of,
+                                                                                                        computed_at),
         candle_count=values["candle_count"], fill_count=values["fill_count"],
         order_count=values["order_count"], active_days=values["active_days"],
         last_close=values["last_close"], atr_pct=values["atr_pct"],
@@ -97,12 +119,27 @@ def _snapshot_from(symbol: Symbol, evaluation: scoring.Evaluation, *, as_of, run
         sharpe_7d=values["sharpe_7d"], market_sharpe_7d=values["market_sharpe_7d"],
         max_drawdown=values["max_drawdown"], slippage_bps=values["slippage_bps"],
         fill_rate=values["fill_rate"], maker_ratio=values["maker_ratio"],
+        capital=values["capital"], position_qty=values["position_qty"], avg_cost=values["avg_cost"],
+        realized_pnl=values["realized_pnl"], fees_quote=values["fees_quote"],
+        unconverted_fee_count=values["unconverted_fee_count"], unrealized_pnl=values["unrealized_pnl"],
+        equity=values["equity"], source_realized_pnl=values["source_realized_pnl"],
+        last_candle_at=_moment(values["last_candle_at_ms"]), last_fill_at=_moment(values["last_fill_at_ms"]),
         inverse_vol_multiplier=evaluation.inverse_vol_multiplier,
         regime_multiplier=evaluation.regime_multiplier, sharpe_multiplier=evaluation.sharpe_multiplier,
         score=evaluation.score, components=evaluation.components,
         raw_size_factor=evaluation.raw_size_factor, size_factor=evaluation.size_factor,
         status=evaluation.status,
     )
+
+
+def computed_live(as_of: datetime, computed_at: datetime) -> bool:
+    """Whether a snapshot was computed as its bucket happened, not backfilled later.
+
+    Live: read within one recompute interval of as_of, so what it saw is what sizing could have
+    seen. A backfill reads only what was true at as_of too, but data imported since (late fills,
+    a repaired candle feed) may differ from what the engine was sized on then.
+    """
+    return (computed_at - as_of).total_seconds() <= sizing_settings().recompute_seconds
 
 
 def _evaluate_chunk(symbols: list[Symbol], as_of: datetime, run_id: int | None):
@@ -112,10 +149,12 @@ def _evaluate_chunk(symbols: list[Symbol], as_of: datetime, run_id: int | None):
     computed_at = timezone.now()
     snapshots, errors = [], {}
     for symbol in symbols:
+        previous_factor, previous_as_of = previous.get(symbol.pk, (None, None))
+        hours = (as_of - previous_as_of).total_seconds() / 3600 if previous_as_of is not None else 0.0
         try:
             evaluation = scoring.evaluate(
-                inputs[symbol.pk], previous_factor=previous.get(symbol.pk),
-                target_volatility=config.target_volatility, max_step=config.max_step,
+                inputs[symbol.pk], previous_factor=previous_factor, hours_since_previous=hours,
+                target_volatility=config.target_volatility, step_per_hour=config.max_step_per_hour,
                 factor_min=config.factor_min, factor_max=config.factor_max,
             )
         except Exception as exc:  # one bad symbol must not stop the others
@@ -199,6 +238,7 @@ def recompute_run(
     connection; see _chunks_in_threads. The Celery path fans the same chunks out over workers.
     """
     as_of = as_of or bucket_for(timezone.now())
+    as_of_not_in_future(as_of)
     ids = symbol_ids_for_run(symbol_names)
     run = run_start(trigger=trigger, as_of=as_of, symbol_ids=ids, chunk_size=chunk_size, task_id=task_id)
     if run is None:

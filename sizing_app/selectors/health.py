@@ -12,6 +12,12 @@ from ..sizing.hot_state import hot_state
 from ..sizing.service import PERSISTED_STEPS, StackSteps
 from ..sizing.validation import validate_symbol
 
+# Health's position block: its keys and the snapshot fields they show.
+POSITION_FIELDS = {
+    "qty": "position_qty", "avg_cost": "avg_cost", "realized_pnl": "realized_pnl", "unrealized_pnl": "unrealized_pnl",
+    "fees": "fees_quote", "equity": "equity", "capital": "capital", "source_realized_pnl": "source_realized_pnl",
+}
+
 
 def _symbol_health(symbol: str, snapshot: SizingSnapshot | None, steps: StackSteps) -> dict:
     policy = hot_state.policy(symbol)
@@ -39,12 +45,22 @@ def _symbol_health(symbol: str, snapshot: SizingSnapshot | None, steps: StackSte
             "realized_volatility": snapshot.realized_volatility if snapshot else None,
             "market_sharpe_7d": snapshot.market_sharpe_7d if snapshot else None,
         },
+        "position": {
+            "quote_asset": snapshot.symbol.quote_asset if snapshot else "",
+            **{key: getattr(snapshot, field) if snapshot else None for key, field in POSITION_FIELDS.items()},
+            "unconverted_fee_count": snapshot.unconverted_fee_count if snapshot else 0,
+        },
+        "inputs": {
+            "last_candle_at": snapshot.last_candle_at if snapshot else None,
+            "last_fill_at": snapshot.last_fill_at if snapshot else None,
+            "computed_live": snapshot.computed_live if snapshot else None,
+        },
         "sizing": {
             "sharpe_7d": snapshot.sharpe_7d if snapshot else None,
             "max_drawdown": snapshot.max_drawdown if snapshot else None,
             "size_multiplier": size_multiplier_value,
             "regime_multiplier": steps.volatility_regime_scale(symbol),
-            "inverse_vol_multiplier": snapshot.inverse_vol_multiplier if snapshot else 1.0,
+            "inverse_vol_multiplier": steps.inverse_vol_size(symbol, 1.0),
             "score": intel.get("score"),
             "raw_intel_size_factor": size_factor,
             "intel_size_factor": intel_factor,
@@ -62,13 +78,16 @@ def compute_execution_health(symbol: str | None = None, *, steps: StackSteps = P
     """One symbol's health, or every active symbol's plus the latest recompute run."""
     if symbol is not None:
         latest = hot_state.latest(validate_symbol(symbol))
-        snapshot = SizingSnapshot.objects.filter(pk=latest.snapshot_id).first() if latest else None
+        snapshot = (SizingSnapshot.objects.select_related("symbol").filter(pk=latest.snapshot_id).first()
+                    if latest else None)
         return _symbol_health(symbol, snapshot, steps)
     run = RecomputeRun.objects.order_by("-started_at").first()
     names = list(Symbol.objects.filter(is_active=True).order_by("name").values_list("name", flat=True))
     latest = hot_state.latest_all()
     # One query for every symbol's snapshot: the dashboard asks for hundreds at once.
-    snapshots = SizingSnapshot.objects.in_bulk([latest[name].snapshot_id for name in names if name in latest])
+    snapshots = SizingSnapshot.objects.select_related("symbol").in_bulk(
+        [latest[name].snapshot_id for name in names if name in latest]
+    )
     return {
         "generated_at": timezone.now(),
         "latest_run": None if run is None else {

@@ -14,14 +14,15 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections
-from django.db.models import Max, OuterRef, Subquery
+from django.db.models import Max, Min, OuterRef, Subquery
 from django.utils import timezone
 
+from ..conf import sizing_settings
 from ..models import RecomputeRun, SizingSnapshot, Symbol
 from ..policy.resolution import EffectivePolicy, PolicyState, policy_signature, policy_state_load
 
@@ -56,10 +57,31 @@ def _latest_factor(row: tuple) -> LatestFactor:
     return LatestFactor(*row)
 
 
+def servable_until() -> datetime:
+    """The latest as_of sizing may serve: now plus the allowed clock skew.
+
+    A snapshot dated later (a mistyped --as-of, a worker whose clock ran ahead) is never the latest:
+    append-only rows cannot be removed, and it would otherwise shadow every fresh snapshot after it.
+    """
+    return timezone.now() + timedelta(seconds=sizing_settings().max_clock_skew_seconds)
+
+
 def _load_latest_all() -> dict[str, LatestFactor]:
-    newest = SizingSnapshot.objects.filter(symbol=OuterRef("symbol")).order_by("-as_of", "-id").values("id")[:1]
+    limit = servable_until()
+    newest = (
+        SizingSnapshot.objects.filter(symbol=OuterRef("symbol"), as_of__lte=limit)
+        .order_by("-as_of", "-id").values("id")[:1]
+    )
     rows = SizingSnapshot.objects.filter(id=Subquery(newest)).values_list(*LATEST_FIELDS)
     return {row[1]: _latest_factor(row) for row in rows}
+
+
+def _first_future_as_of() -> datetime | None:
+    return SizingSnapshot.objects.filter(as_of__gt=servable_until()).aggregate(first=Min("as_of"))["first"]
+
+
+def _newest(latest: dict[str, LatestFactor]) -> datetime:
+    return max((factor.as_of for factor in latest.values()), default=datetime.min.replace(tzinfo=UTC))
 
 
 class HotState:
@@ -74,6 +96,8 @@ class HotState:
     def reset(self) -> None:
         """Forget everything (tests; or after a restore): the next read reloads from scratch."""
         self._latest: dict[str, LatestFactor] = {}
+        self._newest_as_of = _newest({})
+        self._future_from: datetime | None = None  # the earliest snapshot left out as dated in the future
         self._policy: PolicyState | None = None
         self._policy_signature: tuple | None = None
         self._run_chunks: dict[int, int] = {}  # run id -> chunks already read, for unsettled runs
@@ -140,18 +164,27 @@ class HotState:
                 RecomputeRun.objects.filter(status=RecomputeRun.Status.RUNNING).values_list("id", "chunks_done")
             )
             latest = _load_latest_all()
+            future_from = _first_future_as_of()
             signature = policy_signature()
             policy = policy_state_load()
         except BaseException:
             self._dirty = True
             raise
         self._latest, self._policy_signature, self._policy = latest, signature, policy
+        self._newest_as_of = _newest(latest)
+        self._future_from = future_from
         self._run_chunks = {run_id: len(done) for run_id, done in unsettled.items()}
         self._watch_from_run = min([*self._run_chunks, watch_from + 1])
         self._refreshed_at = time.monotonic()
 
     def _poll(self) -> None:
         """One or two small queries when nothing changed; reads only what did."""
+        limit = servable_until()
+        if self._newest_as_of > limit or (self._future_from is not None and self._future_from <= limit):
+            # The clock went back behind a snapshot we hold (the newest one not in the future is not
+            # in memory), or a snapshot left out as future is no longer ahead: read them all again.
+            self._reload_all()
+            return
         runs = list(
             RecomputeRun.objects.filter(pk__gte=self._watch_from_run)
             .values_list("id", "status", "chunks_done", "chunks_total")
@@ -161,10 +194,14 @@ class HotState:
             latest = dict(self._latest)
             rows = SizingSnapshot.objects.filter(run_id__in=changed_runs).values_list(*LATEST_FIELDS)
             for row in rows:
+                if row[2] > limit:  # dated ahead of this clock: left out until its time (see _reload_all)
+                    self._future_from = row[2] if self._future_from is None else min(self._future_from, row[2])
+                    continue
                 current = latest.get(row[1])
                 if current is None or (row[2], row[0]) > (current.as_of, current.snapshot_id):
                     latest[row[1]] = _latest_factor(row)
             self._latest = latest  # one assignment: readers see the old or the new map, never half
+            self._newest_as_of = _newest(latest)
         running = {run_id: len(done) for run_id, status, done, _ in runs if status == RecomputeRun.Status.RUNNING}
         self._run_chunks = running
         newest = max((run_id for run_id, *_ in runs), default=self._watch_from_run - 1)

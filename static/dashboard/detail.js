@@ -70,7 +70,12 @@
     field("badges").replaceChildren(...badges);
 
     const notes = [];
-    if (stale) notes.push("The latest snapshot is older than the max age: sizing uses 1.00x until a recompute succeeds.");
+    if (sizing.fallback_reason === "stale_input") {
+      notes.push("The candle feed stopped (last candle " + fmt.time(health.inputs.last_candle_at) +
+        "): sizing uses a neutral stack and 1.00x until fresh candles arrive.");
+    } else if (stale) {
+      notes.push("The latest snapshot is older than the max age: sizing uses 1.00x until a recompute succeeds.");
+    }
     if (sizing.fallback_reason) notes.push("Fallback: " + sizing.fallback_reason.replace(/_/g, " ") + ".");
     if (override) {
       notes.push("Override #" + override.id + (override.reason ? ": \u201C" + override.reason + "\u201D" : "") +
@@ -80,6 +85,38 @@
     if (latest && latest.status !== "ok") notes.push("Snapshot status: " + latest.status.replace(/_/g, " ") + ".");
     setText(field("note"), notes.join(" "));
     field("note").hidden = notes.length === 0;
+  }
+
+  /** A signed amount in the quote currency: "+1,234.50", "−0.0004". */
+  function money(value) {
+    const text = fmt.size(value);
+    return window.Dash.finite(value) && value > 0 ? "+" + text : text;
+  }
+
+  function renderPosition(health) {
+    const p = health.position;
+    const inputs = health.inputs;
+    setText(field("quote"), p.quote_asset ? "(in " + p.quote_asset + ")" : "");
+    const qty = p.qty;
+    setText(field("position-qty"), qty === null ? fmt.DASH : qty === 0 ? "flat" : (qty > 0 ? "long " : "short ") + fmt.size(Math.abs(qty)));
+    setText(field("avg-cost"), qty ? fmt.size(p.avg_cost) : fmt.DASH);
+    setText(field("realized"), money(p.realized_pnl));
+    setText(field("unrealized"), money(p.unrealized_pnl));
+    setText(field("fees"), fmt.size(p.fees));
+    setText(field("equity"), fmt.size(p.equity) + " / " + fmt.size(p.capital));
+    setText(field("last-candle"), fmt.time(inputs.last_candle_at));
+    setText(field("last-fill"), fmt.time(inputs.last_fill_at));
+    const notes = [];
+    if (p.unconverted_fee_count > 0) {
+      notes.push(p.unconverted_fee_count + " fee(s) in an asset with no price in " + (p.quote_asset || "the quote currency") +
+        " are not in the fees above: import that asset's candles to count them.");
+    }
+    if (p.source_realized_pnl !== null && window.Dash.finite(p.realized_pnl)) {
+      notes.push("The sources reported a realized PnL of " + money(p.source_realized_pnl) + " (computed " + money(p.realized_pnl) + ").");
+    }
+    if (inputs.computed_live === false) notes.push("This snapshot was backfilled, not computed live.");
+    setText(field("position-note"), notes.join(" "));
+    field("position-note").hidden = notes.length === 0;
   }
 
   // Tables ----------------------------------------------------------------------------------------
@@ -354,6 +391,7 @@
     const override = overrides.results.find((o) => o.active && o.symbol === symbol) ||
       (health.sizing.override_id !== null ? { id: health.sizing.override_id, pinned_factor: null, mode: "" } : null);
     renderSummary(health, latest, override);
+    renderPosition(health);
     renderComponents(latest);
     renderStack(health);
     renderDecisions(decisions);

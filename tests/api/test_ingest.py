@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,7 +11,9 @@ from django.utils import timezone
 from sizing_app.models import Candle, Fill, Order
 from sizing_app.roles import ENGINE
 
-T0 = (timezone.now() - timedelta(hours=3)).replace(microsecond=0)
+_FOUR_HOURS = 4 * 3600
+# On the 4h grid (so on the 1h grid too): candles open on whole multiples of their interval.
+T0 = datetime.fromtimestamp((timezone.now().timestamp() - 86_400) // _FOUR_HOURS * _FOUR_HOURS, tz=UTC)
 
 
 def iso(moment) -> str:

@@ -135,60 +135,72 @@ def test_score_to_size_factor_is_the_exponential_inside_the_clamp(score):
 # --- limit_step ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
-    ("previous", "proposed", "expected"),
+    ("previous", "proposed", "hours", "expected"),
     [
-        (1.0, 2.0, 1.25),          # up at most 1.0 * 1.25
-        (1.0, 0.25, 0.75),         # down at most 1.0 * 0.75
-        (1.0, 1.1, 1.1),           # inside the band: taken as is
-        (None, 2.0, 1.25),         # no previous: the walk starts from neutral 1.0
-        (None, 0.25, 0.75),
-        (None, 1.0, 1.0),
-        (math.nan, 2.0, 1.25),     # an unusable previous counts as no previous
-        (0.0, 2.0, 1.25),
-        (-1.0, 0.25, 0.75),
-        (1.6, 2.0, 2.0),           # band [1.2, 2.0]: 2.0 reachable in one step
-        (1.9, 2.0, 2.0),           # band up to 2.375 but the ceiling is 2.0
-        (0.3, 0.25, 0.25),         # band down to 0.225 but the floor is 0.25
-        (5.0, 1.0, 2.0),           # a previous outside the clamp still yields a clamped factor
-        (1.0, math.inf, 1.25),
-        (1.0, -math.inf, 0.75),
+        (1.0, 2.0, 1.0, 1.1),            # up at most x1.10 in an hour
+        (1.0, 0.25, 1.0, 1 / 1.1),       # down at most /1.10
+        (1.0, 1.05, 1.0, 1.05),          # inside the band: taken as is
+        (1.0, 2.0, 2.0, 1.1**2),         # compounding: two hours allow x1.21
+        (1.0, 2.0, 0.1, 1.1**0.1),       # a 6-minute recompute allows x1.10^0.1
+        (None, 2.0, 1.0, 1.1),           # no previous: the walk starts from neutral 1.0
+        (None, 1.0, 1.0, 1.0),
+        (math.nan, 2.0, 1.0, 1.1),       # an unusable previous counts as no previous
+        (0.0, 2.0, 1.0, 1.1),
+        (-1.0, 0.25, 1.0, 1 / 1.1),
+        (1.9, 2.0, 1.0, 2.0),            # band up to 2.09 but the ceiling is 2.0
+        (0.26, 0.25, 1.0, 0.25),         # the floor
+        (5.0, 1.0, 1.0, 2.0),            # a previous outside the clamp still yields a clamped factor
+        (1.0, math.inf, 1.0, 1.1),
+        (1.0, -math.inf, 1.0, 1 / 1.1),
+        (1.2, 2.0, 0.0, 1.2),            # no time elapsed: no move
+        (1.2, 2.0, -3.0, 1.2),           # a previous dated later (clock skew) never widens the band
+        (1.0, 2.0, 1e9, 2.0),            # long gaps: any factor reachable, no overflow
     ],
 )
-def test_limit_step_exact_values(previous, proposed, expected):
-    assert limit_step(previous, proposed, 0.25) == expected
+def test_limit_step_exact_values(previous, proposed, hours, expected):
+    assert limit_step(previous, proposed, hours=hours, step_per_hour=0.10) == pytest.approx(expected, rel=1e-15)
 
 
 def test_limit_step_honours_narrowed_clamp():
-    assert limit_step(1.4, 2.0, 0.25, 0.5, 1.5) == 1.5
-    assert limit_step(0.6, 0.25, 0.25, 0.5, 1.5) == 0.5
+    assert limit_step(1.4, 2.0, hours=10, step_per_hour=0.25, factor_min=0.5, factor_max=1.5) == 1.5
+    assert limit_step(0.6, 0.25, hours=10, step_per_hour=0.25, factor_min=0.5, factor_max=1.5) == 0.5
 
 
 @given(st.none() | st.floats(FACTOR_FLOOR, FACTOR_CEILING), st.floats(FACTOR_FLOOR, FACTOR_CEILING),
-       st.sampled_from([0.1, 0.25, 0.5]))
-def test_limit_step_moves_at_most_one_step(previous, proposed, max_step):
+       st.floats(0.0, 48.0), st.sampled_from([0.05, 0.1, 0.5]))
+def test_limit_step_moves_at_most_one_step_per_hour_compounding(previous, proposed, hours, step):
     start = 1.0 if previous is None else previous
-    result = limit_step(previous, proposed, max_step)
-    low = max(FACTOR_FLOOR, start * (1.0 - max_step))
-    high = min(FACTOR_CEILING, start * (1.0 + max_step))
-    assert low <= result <= high
+    result = limit_step(previous, proposed, hours=hours, step_per_hour=step)
+    reach = (1.0 + step) ** hours
+    low, high = max(FACTOR_FLOOR, start / reach), min(FACTOR_CEILING, start * reach)
+    assert low * (1 - 1e-12) <= result <= high * (1 + 1e-12)
     if low <= proposed <= high:
         assert result == proposed
-    elif proposed > high:
-        assert result == high
-    else:
-        assert result == low
 
 
-@given(st.none() | any_float, st.floats(allow_nan=False, allow_infinity=True))
-def test_limit_step_never_leaves_the_clamp(previous, proposed):
-    assert FACTOR_FLOOR <= limit_step(previous, proposed, 0.25) <= FACTOR_CEILING
+@settings(max_examples=200)
+@given(st.floats(FACTOR_FLOOR, FACTOR_CEILING), st.lists(st.tuples(st.floats(FACTOR_FLOOR, FACTOR_CEILING),
+                                                                     st.floats(0.0, 5.0)), min_size=1, max_size=20))
+def test_limit_step_same_walk_whatever_the_recompute_interval(start, proposals):
+    # However the elapsed time is cut into recomputes, the factor never moves faster than (1 + s)^dt.
+    factor, elapsed = start, 0.0
+    for proposed, hours in proposals:
+        factor = limit_step(factor, proposed, hours=hours, step_per_hour=0.10)
+        elapsed += hours
+    reach = 1.1 ** elapsed
+    assert start / reach * (1 - 1e-9) <= factor <= start * reach * (1 + 1e-9)
+
+
+@given(st.none() | any_float, st.floats(allow_nan=False, allow_infinity=True), st.floats(0.0, 1e6))
+def test_limit_step_never_leaves_the_clamp(previous, proposed, hours):
+    assert FACTOR_FLOOR <= limit_step(previous, proposed, hours=hours, step_per_hour=0.1) <= FACTOR_CEILING
 
 
 def test_limit_step_with_nan_proposal_holds_the_previous_factor():
     # evaluate() never proposes NaN today, but limit_step is the last guard before the database
     # and the contract says a factor is always inside [0.25, 2.0].
-    assert limit_step(1.2, math.nan, 0.25) == 1.2
-    assert limit_step(None, math.nan, 0.25) == 1.0
+    assert limit_step(1.2, math.nan, hours=1, step_per_hour=0.1) == 1.2
+    assert limit_step(None, math.nan, hours=1, step_per_hour=0.1) == 1.0
 
 
 # --- stack multipliers -----------------------------------------------------------------------
@@ -354,10 +366,16 @@ def test_score_components_non_finite_sample_count_contributes_zero(bad_count):
 # --- compute_metrics / evaluate --------------------------------------------------------------
 
 def _inputs(**arrays) -> SymbolInputs:
-    return SymbolInputs(symbol="TESTUSDC", as_of_ms=AS_OF_MS, lookback_days=30, **arrays)
+    return SymbolInputs(symbol="TESTUSDC", as_of_ms=AS_OF_MS, lookback_days=30, base_asset="TEST",
+                        quote_asset="USDC", **arrays)
 
 
-def _fills(times_ms, *, side=None, qty=None, price=None, arrival=None, maker=None, pnl=None) -> dict:
+def _evaluate(inputs: SymbolInputs, previous_factor=None, hours=1.0):
+    return evaluate(inputs, previous_factor=previous_factor, hours_since_previous=hours, target_volatility=0.6,
+                    step_per_hour=0.10)
+
+
+def _fills(times_ms, *, side=None, qty=None, price=None, arrival=None, maker=None, fee=None) -> dict:
     count = len(times_ms)
     return {
         "fill_time_ms": np.asarray(times_ms, dtype=np.int64),
@@ -366,12 +384,18 @@ def _fills(times_ms, *, side=None, qty=None, price=None, arrival=None, maker=Non
         "fill_price": np.asarray(price if price is not None else [100.0] * count, dtype=np.float64),
         "fill_arrival": np.asarray(arrival if arrival is not None else [np.nan] * count, dtype=np.float64),
         "fill_is_maker": np.asarray(maker if maker is not None else [False] * count, dtype=bool),
-        "fill_net_pnl": np.asarray(pnl if pnl is not None else [np.nan] * count, dtype=np.float64),
+        "fill_fee": np.asarray(fee if fee is not None else [0.0] * count, dtype=np.float64),
     }
 
 
+def _hourly_candles(close: np.ndarray, *, end_ms: int = AS_OF_MS) -> dict:
+    times = end_ms - np.arange(close.size, 0, -1, dtype=np.int64) * MS_PER_HOUR
+    return {"candle_open_ms": times, "open": close.copy(), "high": close * 1.01, "low": close * 0.99,
+            "close": close, "volume": np.ones(close.size)}
+
+
 def test_evaluate_without_data_is_neutral():
-    evaluation = evaluate(_inputs(), previous_factor=None, target_volatility=0.6, max_step=0.25)
+    evaluation = _evaluate(_inputs())
     assert evaluation.status == "no_data"
     assert evaluation.score == 0.0
     assert evaluation.raw_size_factor == 1.0
@@ -382,10 +406,10 @@ def test_evaluate_without_data_is_neutral():
     assert evaluation.metrics["sharpe_7d"] is None and evaluation.metrics["atr_pct"] is None
 
 
-def test_evaluate_without_data_walks_a_previous_factor_back_toward_neutral_one_step():
-    evaluation = evaluate(_inputs(), previous_factor=1.6, target_volatility=0.6, max_step=0.25)
+def test_evaluate_without_data_walks_a_previous_factor_back_toward_neutral_in_time():
+    evaluation = _evaluate(_inputs(), previous_factor=1.6, hours=2.0)
     assert evaluation.raw_size_factor == 1.0
-    assert evaluation.size_factor == 1.6 * (1.0 - 0.25)  # 1.2: one step, not straight to 1.0
+    assert evaluation.size_factor == pytest.approx(1.6 / 1.1**2, rel=1e-15)  # two hours: /1.21, not straight to 1.0
 
 
 # Seven daily returns, one of them a day without any fill (0 return), on a 100,000 base.
@@ -394,28 +418,45 @@ CAPITAL = 100_000.0
 
 
 def _seven_day_equity_inputs() -> SymbolInputs:
+    """One round trip a day (buy 1,000 at 100 at 10:00, sell at 11:00) whose PnL makes DAILY_RETURNS.
+
+    Flat at every day's end, so the equity there is the capital plus the realized PnL so far.
+    """
     levels = CAPITAL * np.cumprod(1.0 + DAILY_RETURNS)
     pnl = np.diff(np.concatenate(([CAPITAL], levels)))
-    # One PnL fill at noon on each of 2024-02-23 .. 2024-02-29, except the 0-return day.
-    days = [i for i in range(7) if DAILY_RETURNS[i] != 0.0]
-    times = [AS_OF_MS - (7 - i) * MS_PER_DAY + 12 * MS_PER_HOUR for i in days]
-    return _inputs(**_fills(times, pnl=pnl[days]))
+    times, sides, prices = [], [], []
+    for day in (i for i in range(7) if DAILY_RETURNS[i] != 0.0):
+        day_start = AS_OF_MS - (7 - day) * MS_PER_DAY
+        times += [day_start + 10 * MS_PER_HOUR, day_start + 11 * MS_PER_HOUR]
+        sides += [1.0, -1.0]
+        prices += [100.0, 100.0 + pnl[day] / 1_000.0]
+    inputs = _inputs(**_fills(times, side=sides, qty=[1_000.0] * len(times), price=prices))
+    inputs.capital_base = CAPITAL
+    return inputs
 
 
-def test_compute_metrics_counts_active_days_in_the_seven_day_window():
+def test_compute_metrics_counts_exposure_days_in_the_seven_day_window():
     metrics = compute_metrics(_seven_day_equity_inputs())
-    assert metrics["active_days"] == 6  # 7 days, one without a fill
+    assert metrics["active_days"] == 6  # 7 days, one without a fill or a position
     assert metrics["sharpe_7d"] is not None
+
+
+def test_compute_metrics_counts_a_day_holding_a_position_as_exposed():
+    # One buy 10 days ago, held since: every day of the window is exposed, none has a fill.
+    metrics = compute_metrics(_inputs(**_fills([AS_OF_MS - 10 * MS_PER_DAY])))
+    assert metrics["active_days"] == 7
+    assert metrics["position_qty"] == 1.0
 
 
 def test_compute_metrics_sharpe_7d_matches_definition():
     # Regression: at e8aa433 the window started one UTC day early, so sharpe_7d was the Sharpe of
     # 8 returns (a leading 0 return): 8.2308 here instead of 8.8439.
-    # Definition (DESIGN.md): simple daily returns over the 7 UTC days, quiet days 0,
-    # mean / std(ddof=1) * sqrt(365).
+    # Definition: simple daily returns of the equity at each UTC day's end over the 7 UTC days,
+    # quiet days 0, mean / std(ddof=1) * sqrt(365).
     expected = DAILY_RETURNS.mean() / DAILY_RETURNS.std(ddof=1) * math.sqrt(365)  # 8.8439
     metrics = compute_metrics(_seven_day_equity_inputs())
     assert metrics["sharpe_7d"] == pytest.approx(expected, rel=1e-9)
+    assert metrics["realized_pnl"] == pytest.approx(CAPITAL * (np.prod(1 + DAILY_RETURNS) - 1), rel=1e-12)
 
 
 def test_compute_metrics_max_drawdown_of_the_equity_path():
@@ -427,10 +468,62 @@ def test_compute_metrics_max_drawdown_of_the_equity_path():
     assert levels.max() == levels[4]
 
 
-def test_evaluate_sharpe_multiplier_follows_sharpe_7d():
-    evaluation = evaluate(_seven_day_equity_inputs(), previous_factor=None, target_volatility=0.6, max_step=0.25)
+def test_compute_metrics_marks_an_open_losing_position():
+    # Bought 10 at 100 two days ago; the market fell to 80: unrealized -200 shows in equity and drawdown.
+    close = np.concatenate((np.full(100, 100.0), np.full(47, 80.0)))
+    inputs = _inputs(**_hourly_candles(close), **_fills([AS_OF_MS - 48 * MS_PER_HOUR], qty=[10.0], price=[100.0]))
+    inputs.capital_base = 1_000.0
+    metrics = compute_metrics(inputs)
+    assert metrics["unrealized_pnl"] == pytest.approx(-200.0, rel=1e-12)
+    assert metrics["realized_pnl"] == 0.0
+    assert metrics["equity"] == pytest.approx(800.0, rel=1e-12)
+    assert metrics["max_drawdown"] == pytest.approx(0.2, rel=1e-12)
+
+
+def test_compute_metrics_default_capital_is_the_largest_notional_held():
+    # No capital set: the same trades in BTC or in satoshi units give the same returns.
+    def metrics_for(scale):
+        close = np.full(200, 100.0 * scale)
+        close[-30:] = 110.0 * scale
+        return compute_metrics(_inputs(**_hourly_candles(close),
+                                       **_fills([AS_OF_MS - 60 * MS_PER_HOUR], qty=[5.0], price=[100.0 * scale])))
+    small, large = metrics_for(1e-5), metrics_for(1e3)
+    assert small["capital"] == pytest.approx(5 * 100.0 * 1e-5, rel=1e-12)
+    assert small["max_drawdown"] == pytest.approx(large["max_drawdown"], abs=1e-12)
+    assert small["sharpe_7d"] == pytest.approx(large["sharpe_7d"], rel=1e-9)
+
+
+def test_evaluate_sharpe_multiplier_follows_sharpe_7d_shrunk_by_exposure():
+    inputs = _seven_day_equity_inputs()
+    candles = _hourly_candles(np.full(300, 100.0))
+    for name, values in candles.items():
+        setattr(inputs, name, values)
+    inputs.last_candle_close_ms = AS_OF_MS
+    evaluation = _evaluate(inputs)
+    confidence = evaluation.components["sharpe_7d"]["confidence"]
+    assert confidence == 1.0  # 6 exposure days >= 5
     assert evaluation.sharpe_multiplier == 1.0 + 0.5 * math.tanh(evaluation.metrics["sharpe_7d"] / 2.0)
-    assert evaluation.status == "partial"  # fills but no candles, orders or benchmarks
+    assert evaluation.status == "partial"  # no orders or benchmarks
+
+
+def test_fills_without_any_candle_are_stale_input():
+    evaluation = _evaluate(_seven_day_equity_inputs())
+    assert evaluation.status == "stale_input"  # no market to mark the position against
+    assert evaluation.sharpe_multiplier == 1.0
+
+
+def test_one_fill_barely_moves_the_stack_sharpe_multiplier():
+    # A single profitable round trip: a 7-day Sharpe of +7.2 that used to give x1.499.
+    day = AS_OF_MS - MS_PER_DAY
+    close = np.full(400, 100.0)
+    inputs = _inputs(**_hourly_candles(close), **_fills([day, day + MS_PER_HOUR], side=[1.0, -1.0],
+                                                         qty=[1.0, 1.0], price=[100.0, 101.0]))
+    evaluation = _evaluate(inputs)
+    assert evaluation.metrics["sharpe_7d"] == pytest.approx(math.sqrt(365 / 7), rel=1e-9)  # one non-zero day of 7
+    assert evaluation.metrics["active_days"] == 1
+    expected = 1.0 + 0.5 * math.tanh(evaluation.metrics["sharpe_7d"] / 2.0) * (1 / 5)
+    assert evaluation.sharpe_multiplier == pytest.approx(expected, rel=1e-15)
+    assert evaluation.sharpe_multiplier < 1.1
 
 
 def test_compute_metrics_slippage_sign_buys_above_and_sells_below_arrival_are_costs():
@@ -468,16 +561,45 @@ def test_compute_metrics_fill_rate_and_maker_ratio():
     assert metrics["order_count"] == 2
 
 
-def test_compute_metrics_atr_pct_is_the_last_atr_pct_of_the_candles():
+def test_compute_metrics_atr_pct_is_the_last_atr_pct_of_the_hourly_bars():
     rng = np.random.default_rng(3)
     close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.01, 200)))
-    high, low = close * 1.01, close * 0.99
-    times = AS_OF_MS - np.arange(200, 0, -1, dtype=np.int64) * MS_PER_HOUR
-    metrics = compute_metrics(_inputs(candle_open_ms=times, high=high, low=low, close=close))
-    assert metrics["atr_pct"] == atr_pct(high, low, close, 14)[-1]
+    candles = _hourly_candles(close)
+    metrics = compute_metrics(_inputs(**candles))
+    assert metrics["atr_pct"] == atr_pct(candles["high"], candles["low"], close, 14)[-1]
     assert metrics["last_close"] == close[-1]
     assert metrics["candle_count"] == 200
     assert metrics["atr_regime_ratio"] is not None  # 200 bars > 168 + 1
+
+
+def test_the_window_is_a_span_of_hours_not_a_count_of_bars():
+    # 30 days of hourly candles and more before: the window holds exactly 720 hours at any minute of the hour.
+    close = 100.0 * np.exp(np.cumsum(np.random.default_rng(5).normal(0, 0.01, 900)))
+    counts = set()
+    for minute in (0, 1, 30, 59):
+        inputs = _inputs(**_hourly_candles(close, end_ms=AS_OF_MS))
+        inputs.as_of_ms = AS_OF_MS + minute * 60_000
+        counts.add(compute_metrics(inputs)["candle_count"])
+    assert counts == {720}
+
+
+def test_a_fill_after_as_of_is_not_seen():
+    base = _inputs(**_fills([AS_OF_MS - MS_PER_HOUR], qty=[1.0], price=[100.0]))
+    later = _inputs(**_fills([AS_OF_MS - MS_PER_HOUR, AS_OF_MS, AS_OF_MS + 1], qty=[1.0, 9.0, 9.0],
+                             price=[100.0, 50.0, 50.0]))
+    assert compute_metrics(base) == compute_metrics(later)
+
+
+def test_stale_candles_give_a_neutral_stale_input_evaluation():
+    close = 100.0 * np.exp(np.cumsum(np.random.default_rng(7).normal(0, 0.02, 400)))
+    fresh = _evaluate(_inputs(**_hourly_candles(close)))
+    stopped = _evaluate(_inputs(**_hourly_candles(close, end_ms=AS_OF_MS - 48 * MS_PER_HOUR)), previous_factor=1.5)
+    assert fresh.status != "stale_input"
+    assert stopped.status == "stale_input"
+    assert stopped.metrics["last_candle_at_ms"] == AS_OF_MS - 48 * MS_PER_HOUR
+    assert (stopped.inverse_vol_multiplier, stopped.regime_multiplier, stopped.sharpe_multiplier) == (1.0, 1.0, 1.0)
+    assert stopped.raw_size_factor == 1.0
+    assert stopped.size_factor == pytest.approx(1.5 / 1.1, rel=1e-15)  # walks toward neutral in time
 
 
 # Arrival prices: realistic positives plus the unusable ones (NaN, inf, 0, negative) the loader can pass.
@@ -485,31 +607,32 @@ arrival_prices = st.floats(1e-6, 1e6) | st.sampled_from([math.nan, math.inf, -ma
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.tuples(st.floats(-1e4, 1e4), st.floats(-1e4, 1e4), arrival_prices), min_size=0, max_size=40),
-       st.none() | st.floats(FACTOR_FLOOR, FACTOR_CEILING))
-def test_evaluate_always_yields_a_clamped_factor(fills, previous):
-    # Arbitrary PnL, prices and arrivals (incl. NaN/inf) in the execution window.
+@given(st.lists(st.tuples(st.sampled_from([1.0, -1.0]), st.floats(1e-6, 1e4), st.floats(1e-4, 1e4),
+                          arrival_prices), min_size=0, max_size=40),
+       st.none() | st.floats(FACTOR_FLOOR, FACTOR_CEILING), st.floats(0.0, 10.0))
+def test_evaluate_always_yields_a_clamped_factor(fills, previous, hours):
+    # Arbitrary sides, quantities, prices and arrivals (incl. NaN/inf) in the execution window.
     times = [AS_OF_MS - (i + 1) * MS_PER_HOUR for i in range(len(fills))][::-1]
-    pnl = [f[0] for f in fills]
-    price = [abs(f[1]) + 1.0 for f in fills]
-    arrival = [f[2] for f in fills]
-    evaluation = evaluate(_inputs(**_fills(times, pnl=pnl, price=price, arrival=arrival)),
-                          previous_factor=previous, target_volatility=0.6, max_step=0.25)
+    evaluation = _evaluate(_inputs(**_fills(times, side=[f[0] for f in fills], qty=[f[1] for f in fills],
+                                            price=[f[2] for f in fills], arrival=[f[3] for f in fills])),
+                           previous_factor=previous, hours=hours)
     assert math.isfinite(evaluation.score) and abs(evaluation.score) <= MAX_ABS_SCORE
     assert FACTOR_FLOOR <= evaluation.raw_size_factor <= FACTOR_CEILING
     assert FACTOR_FLOOR <= evaluation.size_factor <= FACTOR_CEILING
     start = 1.0 if previous is None else previous
-    assert start * 0.75 - 1e-12 <= evaluation.size_factor <= start * 1.25 + 1e-12
+    reach = 1.1**hours
+    assert start / reach * (1 - 1e-12) <= evaluation.size_factor <= start * reach * (1 + 1e-12)
 
 
 def test_evaluate_survives_losses_larger_than_the_capital_base():
     # Regression: at e8aa433 a negative equity level made metrics.max_drawdown raise, so evaluate()
     # failed and the worst-performing symbol never got a new (smaller) factor.
-    # capital 1,000, then a 1,500 realized loss an hour before as_of: equity -500.
-    inputs = SymbolInputs(
-        symbol="TESTUSDC", as_of_ms=AS_OF_MS, lookback_days=30, capital_base=1_000.0,
-        **_fills([AS_OF_MS - MS_PER_HOUR], pnl=[-1_500.0]),
-    )
-    evaluation = evaluate(inputs, previous_factor=None, target_volatility=0.6, max_step=0.25)
+    # capital 1,000; bought 100 at 100 and sold at 85 an hour before as_of: a 1,500 loss, equity -500.
+    close = np.full(300, 100.0)
+    inputs = _inputs(**_hourly_candles(close), **_fills([AS_OF_MS - 3 * MS_PER_HOUR, AS_OF_MS - MS_PER_HOUR],
+                                                        side=[1.0, -1.0], qty=[100.0, 100.0], price=[100.0, 85.0]))
+    inputs.capital_base = 1_000.0
+    evaluation = _evaluate(inputs)
+    assert evaluation.metrics["max_drawdown"] == 1.0
     assert evaluation.components["max_drawdown"]["contribution"] < 0
     assert evaluation.size_factor < 1.0

@@ -9,6 +9,7 @@ dispatcher (`tasks.recompute`, chunks run inline) and hot state the product uses
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -147,10 +148,14 @@ def test_backward_clock_jump_never_duplicates_or_overwrites_a_snapshot(clock, ma
     assert served["snapshot_id"] in current and not served["stale"]
 
     clock.jump(-timedelta(hours=1))  # the bucket an hour ago had no run: it gets one
+    # By this clock the snapshot just served is an hour in the future: neutral at once, and never served
+    # as the latest (it would shadow every snapshot computed until the clock caught up).
+    intel = symbol_size_factor("BTCUSDC")
+    assert (intel["stale"], intel["size_factor"]) == (True, 1.0)
     past_run = beat_fires()
     assert past_run.as_of == now_run.as_of - timedelta(hours=1) and past_run.status == RecomputeRun.Status.OK
-    # Written later but dated earlier: it never replaces the newer snapshot in the hot state.
-    assert symbol_size_factor("BTCUSDC")["snapshot_id"] == served["snapshot_id"]
+    past_snapshot = symbol_size_factor("BTCUSDC")["snapshot_id"]
+    assert SizingSnapshot.objects.get(pk=past_snapshot).run_id == past_run.pk
 
     clock.jump(-timedelta(seconds=2))  # and back again into that same, already computed bucket
     assert beat_fires() is None, "a scheduled run holds the bucket already"
@@ -163,6 +168,9 @@ def test_backward_clock_jump_never_duplicates_or_overwrites_a_snapshot(clock, ma
     beat_runs = RecomputeRun.objects.filter(trigger="beat").values("as_of").annotate(count=Count("id"))
     assert [row for row in beat_runs if row["count"] != 1] == []
     hot_state.reset()  # a process started now loads the same choice from the database
+    assert symbol_size_factor("BTCUSDC")["snapshot_id"] == past_snapshot
+    clock.jump(timedelta(hours=1, seconds=2))  # the clock back where it was: the newer snapshot is served
+    time.sleep(hot_state.refresh_seconds + 0.05)  # again, from the next refresh on
     assert symbol_size_factor("BTCUSDC")["snapshot_id"] == served["snapshot_id"]
 
 
@@ -188,7 +196,9 @@ def test_forward_clock_jump_flags_snapshots_stale_and_abandons_stale_runs(clock,
     assert fresh is not None and fresh.status == RecomputeRun.Status.OK
     assert fresh.as_of == service.bucket_for(clock.now)
     intel = symbol_size_factor("BTCUSDC")
-    assert not intel["stale"] and SizingSnapshot.objects.get(pk=intel["snapshot_id"]).run_id == fresh.pk
+    assert SizingSnapshot.objects.get(pk=intel["snapshot_id"]).run_id == fresh.pk
+    # Fresh, but the market's candles stopped a day ago (this clock jumped past them): stale input.
+    assert (intel["stale"], intel["fallback_reason"]) == (True, "stale_input")
 
     # The lost chunk's message turning up now records nothing on the abandoned run.
     assert service.chunk_recompute(run_id=lost.pk, chunk_index=0, symbol_ids=service.symbol_ids_for_run(None)) is False
@@ -197,17 +207,26 @@ def test_forward_clock_jump_flags_snapshots_stale_and_abandons_stale_runs(clock,
 
 
 @pytest.mark.django_db
-def test_a_snapshot_dated_in_the_future_does_not_stay_fresh_forever(clock, market):
+def test_a_snapshot_dated_in_the_future_never_shadows_the_fresh_ones(clock, market):
     start = clock.now
+    first = beat_fires()
     clock.jump(timedelta(days=1))
     future = beat_fires()
     clock.now = start + timedelta(seconds=RECOMPUTE_SECONDS)  # the clock is put right
     served = symbol_size_factor("BTCUSDC")
-    assert SizingSnapshot.objects.get(pk=served["snapshot_id"]).run_id == future.pk
+    assert SizingSnapshot.objects.get(pk=served["snapshot_id"]).run_id == first.pk  # not the future one
+    fresh = beat_fires()
+    served = symbol_size_factor("BTCUSDC")
+    assert SizingSnapshot.objects.get(pk=served["snapshot_id"]).run_id == fresh.pk
+    assert not served["stale"]
+    hot_state.reset()
+    assert symbol_size_factor("BTCUSDC")["snapshot_id"] == served["snapshot_id"]
 
-    clock.now = future.as_of + timedelta(seconds=MAX_AGE_SECONDS + 1)
-    intel = symbol_size_factor("BTCUSDC")
-    assert (intel["snapshot_id"], intel["stale"], intel["size_factor"]) == (served["snapshot_id"], True, 1.0)
+    clock.now = future.as_of + timedelta(seconds=MAX_AGE_SECONDS + 1)  # its time came and went: old, stale
+    for _ in range(2):
+        intel = symbol_size_factor("BTCUSDC")
+        assert (intel["stale"], intel["size_factor"]) == (True, 1.0)
+        hot_state.reset()  # and so for a process started now, which may serve the once-future row
 
 
 @pytest.mark.django_db

@@ -333,7 +333,8 @@ def test_stack_multipliers_and_step_limit_stay_in_their_bounds(value, previous, 
     assert 0.25 <= scoring.inverse_vol_multiplier(value, 0.6) <= 2.0
     assert 0.5 <= scoring.regime_multiplier(value) <= 1.25
     assert 0.5 <= scoring.sharpe_multiplier(value) <= 1.5
-    assert 0.25 <= scoring.limit_step(previous, proposed, 0.25) <= 2.0
+    assert 0.25 <= scoring.limit_step(previous, proposed, hours=abs(value) if math.isfinite(value) else 1.0,
+                                      step_per_hour=0.1) <= 2.0
 
 
 @st.composite
@@ -352,12 +353,11 @@ def symbol_inputs(draw):
         high=floats(candles), low=floats(candles), close=floats(candles),
         fill_time_ms=np.sort(np.array(draw(st.lists(st.integers(as_of_ms - 30 * 86_400_000, as_of_ms - 1),
                                                     min_size=fills, max_size=fills)), dtype=np.int64)),
-        fill_side=np.array(draw(st.lists(st.sampled_from(["buy", "sell"]), min_size=fills, max_size=fills)),
-                           dtype=object),
+        fill_side=np.array(draw(st.lists(st.sampled_from([1.0, -1.0]), min_size=fills, max_size=fills))),
         fill_qty=floats(fills, finite_edges), fill_price=floats(fills, finite_edges),
         fill_arrival=floats(fills), fill_is_maker=np.array(draw(st.lists(st.booleans(), min_size=fills,
                                                                          max_size=fills)), dtype=bool),
-        fill_net_pnl=floats(fills),
+        fill_fee=floats(fills, finite_edges), fill_source_pnl=floats(fills),
         order_requested_qty=floats(orders, finite_edges), order_filled_qty=floats(orders, finite_edges),
     )
 
@@ -368,7 +368,8 @@ def test_evaluate_keeps_every_output_in_bounds_on_extreme_inputs(inputs, previou
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
-            result = scoring.evaluate(inputs, previous_factor=previous, target_volatility=0.6, max_step=0.25)
+            result = scoring.evaluate(inputs, previous_factor=previous, hours_since_previous=0.5,
+                                      target_volatility=0.6, step_per_hour=0.1)
         except ValueError:
             return  # e.g. a non-positive arrival price reaching the slippage metric
     assert math.isfinite(result.score) and abs(result.score) <= scoring.MAX_ABS_SCORE + 1e-9

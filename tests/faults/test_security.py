@@ -344,6 +344,7 @@ COMMAND_RUNS = {
     "setup_periodic_tasks": [[], ["--reset-schedule"]],
     "import_candles": [["{candles}", "--symbol", "BTCUSDC", "--interval", "1h"]],
     "import_fills": [["{fills}"]],
+    "import_symbols": [["{symbols}"]],
     "seed_demo": [["--symbols", "BTCUSDC,ETHUSDC", "--days", "2", "--history-hours", "1"]],
     "replay_journal": [[]],  # no journal configured in tests: refused; with one, it only appends
 }
@@ -356,10 +357,12 @@ def test_every_project_command_leaves_existing_ledger_and_snapshot_rows_untouche
     candles.write_text("1700000000000,1,2,0.5,1.5,10,1700003599999,1,1,1,1,0\n")
     fills = tmp_path / "fills.csv"
     fills.write_text("symbol,trade_id,side,qty,price,executed_at\nBTCUSDC,cli-t1,buy,1,100,2024-01-01T00:00:00Z\n")
+    symbols = tmp_path / "exchangeInfo.json"
+    symbols.write_text('{"symbols": [{"symbol": "BTCUSDC", "baseAsset": "BTC", "quoteAsset": "USDC"}]}')
     before = record_rows()
     for command, runs in COMMAND_RUNS.items():
         for arguments in runs:
-            arguments = [a.format(candles=candles, fills=fills) for a in arguments]
+            arguments = [a.format(candles=candles, fills=fills, symbols=symbols) for a in arguments]
             try:
                 call_command(command, *arguments, stdout=io.StringIO(), stderr=io.StringIO())
             except CommandError:

@@ -3,6 +3,7 @@ bars only, the step limit, per-symbol failure isolation, and a query count indep
 """
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -171,14 +172,15 @@ def test_atr_pct_uses_closed_bars_only():
     recompute_run(as_of=AS_OF)
     snapshot = SizingSnapshot.objects.get(symbol=symbol, as_of=AS_OF)
 
+    # The window is the 720 closed hours before as_of's hour: bars opening 2024-01-31 00:00 .. 02-29 23:00.
+    window_end = AS_OF.replace(minute=0)
     closed = Candle.objects.filter(
-        symbol=symbol, interval="1h", open_time__gte=AS_OF - LOOKBACK, open_time__lte=LAST_CLOSED_OPEN,
+        symbol=symbol, interval="1h", open_time__gte=window_end - LOOKBACK, open_time__lte=LAST_CLOSED_OPEN,
     ).order_by("open_time")
     high, low, close = (np.array(closed.values_list(field, flat=True), dtype=float)
                         for field in ("high", "low", "close"))
-    # 2024-01-31 00:30 .. 2024-02-29 23:00: bars opening 01:00 on Jan 31 to 23:00 on Feb 29 = 29*24 + 23 = 719
-    assert len(close) == 719
-    assert snapshot.candle_count == 719
+    assert len(close) == 720
+    assert snapshot.candle_count == 720
     assert snapshot.last_close == close[-1]
     assert snapshot.atr_pct == metrics.atr_pct(high, low, close, 14)[-1]
 
@@ -211,29 +213,36 @@ def test_symbol_without_any_data_gets_a_neutral_no_data_snapshot():
 
 # --- the step limit --------------------------------------------------------------------------
 
-def test_step_limit_caps_a_very_good_symbol_at_plus_25_percent():
+FIVE_MINUTES_OF_STEP = 1.1 ** (5 / 60)  # SIZING_MAX_STEP_PER_HOUR 0.10 over the 5 minutes between buckets
+
+
+def test_step_limit_caps_a_very_good_symbol_by_the_time_since_the_previous_snapshot():
     symbol = build_symbol("GOODUSDC", seed=5, executions=False)
     make_good_execution(symbol, as_of=AS_OF)
     make_snapshot(symbol, as_of=AS_OF - timedelta(minutes=5), size_factor=1.0)
     recompute_run(as_of=AS_OF)
     snapshot = SizingSnapshot.objects.get(symbol=symbol, as_of=AS_OF)
     # Slippage -5 bps (tanh(0.7)), fill rate 1.0 (0.5 tanh(1)), maker ratio 1.0 (0.5 tanh(2)): score > 1.4,
-    # raw factor 2**(score/2) > 1.6, but one recompute moves at most 1.0 * 1.25.
-    assert snapshot.raw_size_factor > 1.25
-    assert snapshot.size_factor == 1.25
+    # raw factor well above 1, but 5 minutes move it at most x1.10^(5/60).
+    assert snapshot.raw_size_factor > 1.2
+    assert snapshot.size_factor == pytest.approx(FIVE_MINUTES_OF_STEP, rel=1e-15)
 
-    # The next bucket moves one more step from the persisted 1.25: 1.25 * 1.25 = 1.5625.
+    # The next bucket moves on from the persisted factor, compounding.
     recompute_run(as_of=AS_OF + timedelta(minutes=5))
     following = SizingSnapshot.objects.get(symbol=symbol, as_of=AS_OF + timedelta(minutes=5))
-    assert following.raw_size_factor > 1.5625
-    assert following.size_factor == 1.25 * 1.25
+    assert following.size_factor == pytest.approx(FIVE_MINUTES_OF_STEP**2, rel=1e-15)
+
+    # An hour without a recompute allows an hour's step, whatever the recompute interval.
+    recompute_run(as_of=AS_OF + timedelta(minutes=65))
+    later = SizingSnapshot.objects.get(symbol=symbol, as_of=AS_OF + timedelta(minutes=65))
+    assert later.size_factor == pytest.approx(FIVE_MINUTES_OF_STEP**2 * 1.1, rel=1e-15)
 
 
-def test_step_limit_starts_from_neutral_without_previous_snapshot():
+def test_a_new_symbol_starts_neutral_and_ramps_in():
     symbol = build_symbol("GOODUSDC", seed=5, executions=False)
     make_good_execution(symbol, as_of=AS_OF)
     recompute_run(as_of=AS_OF)
-    assert SizingSnapshot.objects.get(symbol=symbol).size_factor == 1.25
+    assert SizingSnapshot.objects.get(symbol=symbol).size_factor == 1.0
 
 
 def test_step_limit_ignores_snapshots_of_later_buckets():
@@ -242,7 +251,8 @@ def test_step_limit_ignores_snapshots_of_later_buckets():
     make_snapshot(symbol, as_of=AS_OF + timedelta(hours=1), size_factor=2.0)  # a later bucket, backfill order
     make_snapshot(symbol, as_of=AS_OF - timedelta(minutes=5), size_factor=0.8)
     recompute_run(as_of=AS_OF)
-    assert SizingSnapshot.objects.get(symbol=symbol, as_of=AS_OF).size_factor == 0.8 * 1.25
+    assert SizingSnapshot.objects.get(symbol=symbol, as_of=AS_OF).size_factor == pytest.approx(
+        0.8 * FIVE_MINUTES_OF_STEP, rel=1e-15)
 
 
 # --- failure isolation -----------------------------------------------------------------------
@@ -289,7 +299,11 @@ def test_query_count_does_not_grow_with_symbols(django_assert_max_num_queries):
     # One query per table per chunk (candles, fills, orders, previous factors), plus the run's
     # bookkeeping and one bulk insert: a per-symbol loop would add >= 27 queries for 30 symbols.
     assert queries_for_3 <= 25
-    with django_assert_max_num_queries(queries_for_3):
+    # The one bulk insert is cut into batches by the backend's parameter limit (SQLite: 999 values).
+    fields = [field for field in SizingSnapshot._meta.concrete_fields if not field.primary_key]
+    batch = min(500, connection.ops.bulk_batch_size(fields, [None] * len(large)))
+    extra_batches = math.ceil(len(large) / batch) - math.ceil(len(small) / batch)
+    with django_assert_max_num_queries(queries_for_3 + extra_batches):
         run = recompute_run(symbol_names=large, as_of=AS_OF)
     assert run.symbols_ok == 30
     assert SizingSnapshot.objects.filter(as_of=AS_OF).count() == 33

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
+from sizing_app.domain import bars as bars_module
 from sizing_app.domain import metrics, scoring
 from sizing_app.models import SYMBOL_PATTERN, Candle, Symbol
 from sizing_app.telemetry.importers import candle_parsers
@@ -89,12 +90,21 @@ def test_gzip_is_detected_by_content_not_name(tmp_path):
 
 def test_microsecond_open_times_are_detected_per_value(tmp_path):
     # Binance spot files switched to microseconds in 2025; a file may even mix both.
-    path = write(tmp_path, "mixed.csv", kline(T0 * 1000) + kline(T0 + HOUR) + kline((T0 + 2 * HOUR) * 1000 + 250))
+    path = write(tmp_path, "mixed.csv", kline(T0 * 1000) + kline(T0 + HOUR) + kline((T0 + 2 * HOUR) * 1000))
     report = import_file(path)
     assert report.errors == [] and report.inserted == 3
-    times = [row[0] for row in stored()]
-    assert times[:2] == [utc_ms(T0), utc_ms(T0 + HOUR)]
-    assert times[2] == datetime(2023, 1, 1, 2, 0, 0, 250, tzinfo=UTC)
+    assert [row[0] for row in stored()] == [utc_ms(T0), utc_ms(T0 + HOUR), utc_ms(T0 + 2 * HOUR)]
+
+
+def test_an_open_time_off_the_interval_grid_is_refused_and_the_rest_imported(tmp_path):
+    # 250 microseconds past the hour is no 1h bar: stored beside the real one it would poison the ATR.
+    shifted = (T0 + 2 * HOUR) * 1000 + 250
+    path = write(tmp_path, "shifted.csv", kline(T0) + kline(T0 + HOUR) + kline(shifted))
+    report = import_file(path, skip_invalid=True)
+    assert [(error.line, error.reason) for error in report.errors] == [(3, (
+        "open_time 2023-01-01T02:00:00.000250Z is off the 1h grid (a 1h bar opens on whole multiples of 1h since "
+        "1970-01-01 UTC): not a bar of this interval, not stored (is --interval right?)"))]
+    assert [row[0] for row in stored()] == [utc_ms(T0), utc_ms(T0 + HOUR)]
 
 
 def test_crlf_line_endings_and_utf8_bom(tmp_path):
@@ -233,12 +243,15 @@ def test_unsorted_files_import_and_still_catch_duplicates(tmp_path):
 
 
 def test_bars_closer_than_the_interval_reject_the_file(tmp_path):
+    # Bars on the grid yet closer than the interval: another interval's data (2h bars read as 1h are not).
+    path = write(tmp_path, "two.csv", kline(T0) + kline(T0 + HOUR) + kline(T0 + 2 * HOUR))
+    report = import_file(path, interval="2h")
+    assert report.file_error is None and [error.line for error in report.errors] == [2]  # 01:00 is off the 2h grid
     path = write(tmp_path, "one-minute.csv", kline(T0) + kline(T0 + 60_000) + kline(T0 + 120_000))
     report = import_file(path, interval="1h")
-    assert report.file_error == (
-        "2 bar(s) are closer together than the 1h interval (e.g. 2023-01-01T00:00Z and 2023-01-01T00:01Z): "
-        "is --interval right?"
-    )
+    assert [error.reason.split(" is off ")[0] for error in report.errors] == [
+        "open_time 2023-01-01T00:01Z", "open_time 2023-01-01T00:02Z"]
+    assert all("is --interval right?" in error.reason for error in report.errors)
     assert Candle.objects.count() == 0
 
 
@@ -295,7 +308,7 @@ def test_truncated_gzip_is_a_file_error(tmp_path):
 def test_bad_arguments_raise_value_error(tmp_path):
     path = write(tmp_path, "bars.csv", kline(T0))
     with pytest.raises(ValueError, match="Malformed symbol"):
-        import_file(path, symbol="btc/usdt")
+        import_file(path, symbol="BTC USDT")
     with pytest.raises(ValueError, match="unknown interval"):
         import_file(path, interval="1x")
     with pytest.raises(ValueError, match="unknown candle format"):
@@ -556,8 +569,15 @@ def test_real_btc_import_then_recompute_snapshot_matches_the_file(as_of):
         candle_open_ms=bars["time_ms"][window], high=bars["high"][window], low=bars["low"][window],
         close=bars["close"][window],
     ))
-    assert snapshot.candle_count == int(window.sum())
+    # The window is 720 hours; an hour the exchange halted (no bar in the file) is a flat bar at the
+    # previous close, so the ATR is the file's own bars' with those hours in between.
+    hourly = bars_module.hourly_bars(
+        bars_module.Bars(bars["time_ms"][window], bars["close"][window], bars["high"][window], bars["low"][window],
+                         bars["close"][window], np.full(int(window.sum()), np.nan)),
+        start_ms=as_of_ms - config.lookback_days * 86_400_000, end_ms=as_of_ms,
+    )
+    assert snapshot.candle_count == len(hourly) == 720
     assert snapshot.atr_pct is not None and snapshot.atr_pct == expected["atr_pct"]
     assert snapshot.market_sharpe_7d is not None and snapshot.market_sharpe_7d == expected["market_sharpe_7d"]
-    atr_series = metrics.atr_pct(bars["high"][window], bars["low"][window], bars["close"][window])
+    atr_series = metrics.atr_pct(hourly.high, hourly.low, hourly.close)
     assert snapshot.atr_pct == atr_series[-1]

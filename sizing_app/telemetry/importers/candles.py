@@ -10,6 +10,8 @@ import numpy as np
 from django.db import connection
 from django.db.models import Max, Min
 
+from ...domain.assets import pair_of
+from ...domain.metrics import normalize_interval, on_interval_grid
 from ...models import Candle, Symbol
 from ...sizing.validation import validate_symbol
 from ..rules import RowError, changed_fields, describe_changes
@@ -42,8 +44,11 @@ def candles_import(
     Raises ValueError for bad arguments; problems with the file are in the returned report.
     """
     path = Path(path)
+    pair = pair_of(symbol) if isinstance(symbol, str) else None
+    symbol = "".join(pair) if pair else symbol  # "ETH/BTC" names the pair: ETHBTC, base ETH, quote BTC
     validate_symbol(symbol)
     interval_us = bar_microseconds(interval)
+    interval = normalize_interval(interval)  # "60m" is stored, and read, as "1h"
     if fmt is not None and fmt not in CANDLE_FORMATS:
         raise ValueError(f"unknown candle format {fmt!r}; expected one of {', '.join(CANDLE_FORMATS)}")
     report = ImportReport(path=str(path), kind="candles", symbol=symbol, interval=interval, skip_invalid=skip_invalid)
@@ -57,8 +62,11 @@ def candles_import(
     def body() -> None:
         advisory_lock(f"candles:{symbol}:{interval}")
         rows = parse_candles(path, report.format, current_us=current_us)
-        writer = _CandleWriter(report, symbol_registered(symbol, report), interval, interval_us, skip_invalid,
-                               progress, total)
+        try:
+            registered = symbol_registered(symbol, report, pair)
+        except ValueError as exc:
+            raise FileError(f"symbol {symbol}: {exc}") from None
+        writer = _CandleWriter(report, registered, interval, interval_us, skip_invalid, progress, total)
         writer.run(rows)
 
     return import_run(report, path, report.format, skip_invalid, reject_dir, body)
@@ -99,6 +107,16 @@ class _CandleWriter:
                 report.rows_read += 1
                 continue
             report.rows_read += len(item)
+            on_grid = on_interval_grid(item.open_time_us, self.interval)
+            if not on_grid.all():
+                for index in np.flatnonzero(~on_grid):
+                    errors.append(RowError(
+                        int(item.lines[index]),
+                        f"open_time {format_us(int(item.open_time_us[index]))} is off the {self.interval} grid "
+                        f"(a {self.interval} bar opens on whole multiples of {self.interval} since 1970-01-01 UTC): "
+                        "not a bar of this interval, not stored (is --interval right?)", item.raw(index),
+                    ))
+                item = item.select(on_grid)
             keep = np.ones(len(item), dtype=bool)
             for index, earlier in self.series.add_block(item):
                 keep[index] = False

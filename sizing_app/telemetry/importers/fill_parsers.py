@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
+from ...domain.assets import pair_of
 from ..rules import RowError
 from .rows import (
     FileError,
@@ -55,8 +56,14 @@ _FREQTRADE_NAME = re.compile(r"^([A-Za-z0-9]+)_([A-Za-z0-9]+)(?:_[A-Za-z0-9]+)?-
 
 
 def symbol_from_freqtrade_name(path: Path) -> str | None:
+    pair = pair_from_freqtrade_name(path)
+    return "".join(pair) if pair else None
+
+
+def pair_from_freqtrade_name(path: Path) -> tuple[str, str] | None:
+    """(base, quote) of a freqtrade PAIR-trades.json(.gz) file's name, e.g. XRP_ETH-trades.json.gz."""
     match = _FREQTRADE_NAME.match(Path(path).name)
-    return (match.group(1) + match.group(2)).upper() if match else None
+    return (match.group(1).upper(), match.group(2).upper()) if match else None
 
 
 def detect_fill_format(path: Path, first_element=None) -> str:
@@ -106,7 +113,13 @@ def parse_fills(path: Path, fmt: str, *, symbol: str | None = None,
                 "a freqtrade trades list carries no symbol and the file name is not PAIR-trades.json(.gz): "
                 "pass --symbol"
             )
-        return _parse_json(elements, _freqtrade_fill, symbol, current_us)
+        pair = pair_from_freqtrade_name(path)
+        named = pair if pair and "".join(pair) == symbol else None
+
+        def freqtrade_fill(number, value, raw, symbol, current_us):
+            return _freqtrade_fill(number, value, raw, symbol, current_us)._replace(pair=named)
+
+        return _parse_json(elements, freqtrade_fill, symbol, current_us)
     raise ValueError(f"unknown fill format {fmt!r}; expected one of {', '.join(FILL_FORMATS)}")
 
 
@@ -218,6 +231,7 @@ def _ccxt_fill(number: int, value, raw: str, symbol: str | None, current_us: int
     return FillRow(
         line=number,
         symbol=_checked_symbol(value["symbol"], symbol),
+        pair=pair_of(value["symbol"]),
         trade_id=_text(value["id"], "id", TRADE_ID_MAX),
         order_ref=_text(value.get("order"), "order", ORDER_REF_MAX, required=False),
         side=_side(value["side"]),
@@ -348,6 +362,7 @@ def parse_project_csv(lines, *, symbol: str | None, current_us: int) -> Iterator
             yield FillRow(
                 line=number,
                 symbol=_checked_symbol(row["symbol"], symbol),
+                pair=pair_of(row["symbol"]),
                 trade_id=_text(row["trade_id"], "trade_id", TRADE_ID_MAX),
                 order_ref=_text(row.get("order_id", ""), "order_id", ORDER_REF_MAX, required=False),
                 side=_side(row["side"]),

@@ -80,6 +80,7 @@ class _FillWriter:
         self.progress = progress
         self.total = total
         self.symbols: dict[str, Symbol] = {}
+        self.refused: dict[str, str] = {}
         self.first_line: dict[tuple[str, str], int] = {}
         self.approximate_money = connection.vendor == "sqlite"
         self.inexact_money = 0
@@ -92,6 +93,10 @@ class _FillWriter:
             read += 1
             if type(item) is RowError:
                 errors.append(item)
+                continue
+            refusal = self._register(item)
+            if refusal is not None:
+                errors.append(RowError(item.line, refusal, item.raw))
                 continue
             key = (item.symbol, item.trade_id)
             earlier = self.first_line.get(key)
@@ -126,9 +131,19 @@ class _FillWriter:
         if self.progress:
             self.progress(report.rows_read, report.rows_read)
 
+    def _register(self, row: FillRow) -> str | None:
+        """None once the row's symbol is registered; why not, when it cannot be (its assets are unknown)."""
+        if row.symbol in self.symbols:
+            return None
+        if row.symbol not in self.refused:
+            try:
+                self.symbols[row.symbol] = symbol_registered(row.symbol, self.report, row.pair)
+                return None
+            except ValueError as exc:
+                self.refused[row.symbol] = f"symbol {row.symbol}: {exc}"
+        return self.refused[row.symbol]
+
     def _symbol_ids(self, batch: list[FillRow]) -> dict[str, int]:
-        for name in {row.symbol for row in batch} - self.symbols.keys():
-            self.symbols[name] = symbol_registered(name, self.report)
         return {name: symbol.pk for name, symbol in self.symbols.items()}
 
     def _stored(self, batch: list[FillRow], ids: dict[str, int]) -> dict[tuple[int, str], tuple]:

@@ -60,6 +60,7 @@ class FillRow(NamedTuple):
     arrival_price: Decimal | None
     executed_at_us: int
     raw: str
+    pair: tuple[str, str] | None = None  # (base, quote) when the source names them apart ("XRP/ETH")
 
 
 class RowProblem(ValueError):

@@ -15,6 +15,7 @@ from django.db import IntegrityError, connection, transaction
 
 from ...domain.metrics import bars_per_year
 from ...models import Candle, Symbol
+from ..symbols import symbol_register
 from .candle_parsers import BINANCE_CSV
 from .fill_parsers import PROJECT_CSV
 from .report import ImportReport
@@ -96,8 +97,10 @@ def advisory_lock(key: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [key])
 
 
-def symbol_registered(name: str, report: ImportReport) -> Symbol:
-    symbol, created = Symbol.objects.get_or_create(name=name)
+def symbol_registered(name: str, report: ImportReport, pair: tuple[str, str] | None = None) -> Symbol:
+    """The symbol, registered with its assets if new (telemetry.symbols); ValueError when it cannot be."""
+    base, quote = pair or ("", "")
+    symbol, created = symbol_register(name=name, base_asset=base, quote_asset=quote)
     if created:
         report.created_symbols.append(name)
     return symbol
